@@ -1,0 +1,5 @@
+import sys
+
+from gatepass.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""Reading an audit log directory without its signing key: forward, or backward from the end.
+
+Both readers cut the file at its last complete line under a shared lock, so they never see half
+of a batch that a writer is still writing, nor a torn line left by a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from gatepass.errors import AuditError
+
+from . import _files
+from .record import AuditRecord, parse_record
+
+__all__ = ["iter_directory", "tail_directory"]
+
+
+def _open_log(directory: Path) -> tuple[int, int] | None:
+    """``(fd, committed end)`` of the directory's log file, or None when there is none yet."""
+    try:
+        with _files.shared_lock(directory):
+            fd = os.open(directory / _files.LOG_FILE, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                return fd, _files.committed_end(fd, os.fstat(fd).st_size)
+            except OSError:
+                os.close(fd)
+                raise
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise AuditError(f"cannot read the audit log in {directory}: {exc.strerror}") from exc
+
+
+def iter_directory(directory: Path) -> Iterator[AuditRecord]:
+    """Every complete record of the log in ``directory``, first to last, as of the first ``next``.
+
+    A malformed line raises :class:`~gatepass.audit.record.AuditMalformedError` naming its line.
+    """
+    opened = _open_log(Path(directory))
+    if opened is None:
+        return
+    fd, end = opened
+    try:
+        for lineno, line in _files.iter_lines_forward(fd, end):
+            yield parse_record(line, lineno)
+    finally:
+        os.close(fd)
+
+
+def tail_directory(
+    directory: Path, n: int, predicate: Callable[[AuditRecord], bool] | None = None
+) -> list[AuditRecord]:
+    """The last ``n`` records (those matching ``predicate``, if given) of the log, oldest first.
+
+    Reads backward from the end by blocks, so the cost depends on how far back the matches are,
+    not on the size of the log. An empty list when there is no log yet.
+    """
+    if n <= 0:
+        return []
+    opened = _open_log(Path(directory))
+    if opened is None:
+        return []
+    fd, end = opened
+    found: list[AuditRecord] = []
+    try:
+        for offset, line in _files.iter_lines_reverse(fd, end):
+            record = parse_record(line, offset=offset)
+            if predicate is None or predicate(record):
+                found.append(record)
+                if len(found) == n:
+                    break
+    finally:
+        os.close(fd)
+    found.reverse()
+    return found

@@ -1,0 +1,181 @@
+"""The domain records that the store keeps and every layer passes around.
+
+All are frozen; timestamps are aware UTC datetimes; money is integer micro-dollars. None of them
+holds a secret value: a vault entry is described by :class:`SecretInfo` (name, fingerprint, dates)
+and a gatepass key by :class:`KeyRecord` (its HMAC never leaves the store layer).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from gatepass.errors import InvalidInputError
+from gatepass.units import Budget
+
+__all__ = [
+    "Agent",
+    "AgentStatus",
+    "AuthStyle",
+    "Grant",
+    "KeyDefaults",
+    "KeyRecord",
+    "KeyState",
+    "PolicyMode",
+    "SecretInfo",
+    "Upstream",
+    "UpstreamType",
+]
+
+
+class AgentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+
+
+class PolicyMode(enum.StrEnum):
+    """``enforce`` denies what policy denies; ``report`` lets it through and records the would-be denial."""
+
+    ENFORCE = "enforce"
+    REPORT = "report"
+
+
+class UpstreamType(enum.StrEnum):
+    ANTHROPIC = "anthropic"
+    OPENAI = "openai"
+    GITHUB = "github"
+    HTTP = "http"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthStyle:
+    """How a credential is sent upstream: ``bearer``, ``basic`` (value is user:password),
+    ``header:NAME`` (the value alone in header NAME), or ``none``."""
+
+    kind: str
+    header: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> AuthStyle:
+        kind, _, header = text.strip().partition(":")
+        kind = kind.lower()
+        if kind in ("bearer", "basic", "none") and not header:
+            return cls(kind)
+        if kind == "header" and header and all(c.isalnum() or c == "-" for c in header):
+            return cls("header", header)
+        raise InvalidInputError(
+            f"invalid auth style {text!r}: use bearer, basic, none or header:NAME (e.g. header:X-Api-Key)"
+        )
+
+    def __str__(self) -> str:
+        return f"header:{self.header}" if self.kind == "header" else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where requests for ``/{name}/...`` go, and which vault secret they carry."""
+
+    name: str
+    type: UpstreamType
+    base_url: str
+    auth: AuthStyle
+    secret_name: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SecretInfo:
+    """A vault entry as it may be shown: never the value."""
+
+    name: str
+    upstream: str
+    fingerprint: str
+    created_at: datetime
+    rotated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: str
+    name: str
+    owner: str
+    email: str
+    description: str
+    status: AgentStatus
+    mode: PolicyMode
+    created_at: datetime
+    updated_at: datetime
+    status_reason: str | None = None
+    budgets: tuple[Budget, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Permission for one agent to use one upstream, narrowed by models, methods and paths.
+
+    An empty tuple means "no restriction on this axis"; ``methods`` may hold ``*``.
+    """
+
+    id: str
+    agent_id: str
+    upstream: str
+    models: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    created_at: datetime | None = field(default=None, compare=False)
+
+    def scope_text(self) -> str:
+        parts = [
+            f"models={','.join(self.models)}" if self.models else "",
+            f"methods={','.join(self.methods)}" if self.methods else "",
+            f"paths={','.join(self.paths)}" if self.paths else "",
+        ]
+        return " ".join(p for p in parts if p) or "everything"
+
+
+class KeyState(enum.StrEnum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    USED_UP = "used_up"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """A gatepass key as stored, without the key itself.
+
+    ``uses_left`` is None for keys without a use limit. ``upstreams`` empty means every upstream the
+    agent is granted; ``cidrs`` empty means any source address.
+    """
+
+    id: str
+    agent_id: str
+    created_at: datetime
+    expires_at: datetime
+    max_uses: int | None = None
+    uses_left: int | None = None
+    cidrs: tuple[str, ...] = ()
+    upstreams: tuple[str, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    last_used_at: datetime | None = None
+    last_used_ip: str | None = None
+    revoked_at: datetime | None = None
+    revoked_reason: str | None = None
+
+    def state(self, now: datetime) -> KeyState:
+        if self.revoked_at is not None:
+            return KeyState.REVOKED
+        if now >= self.expires_at:
+            return KeyState.EXPIRED
+        if self.uses_left is not None and self.uses_left <= 0:
+            return KeyState.USED_UP
+        return KeyState.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class KeyDefaults:
+    """TTL given to a key issued without ``--ttl``, and the longest TTL any key may have."""
+
+    default_ttl: timedelta = timedelta(hours=1)
+    max_ttl: timedelta = timedelta(days=30)

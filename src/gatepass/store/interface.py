@@ -1,0 +1,148 @@
+"""The store interface: everything gatepass keeps that is not the audit log.
+
+Callers work inside a transaction (``with store.transaction(write=True) as tx: ...``); everything
+done through one transaction commits together or not at all. Implementations: :mod:`.sql`
+(SQLite in the home by default; PostgreSQL and MariaDB through the same SQLAlchemy Core code).
+Implementations translate their driver's errors into :class:`gatepass.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+
+from gatepass.model import Agent, Grant, KeyRecord, Upstream
+from gatepass.units import Budget
+
+__all__ = ["SealedSecret", "Store", "Transaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A vault entry as stored: the value only as AES-GCM ciphertext bound to (id, name, upstream)."""
+
+    id: str
+    name: str
+    upstream: str
+    nonce: bytes
+    ciphertext: bytes
+    fingerprint: str
+    created_at: datetime
+    rotated_at: datetime | None
+
+    def __repr__(self) -> str:
+        return f"SealedSecret(id={self.id!r}, name={self.name!r}, upstream={self.upstream!r})"
+
+
+class Transaction(abc.ABC):
+    """Operations on the store; all of one transaction commit together."""
+
+    # -- meta: instance identity, sealed server secrets, policy settings --------------------------
+    @abc.abstractmethod
+    def get_meta(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    # -- upstreams ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_upstream(self, upstream: Upstream) -> None:
+        """Insert, or replace the upstream of the same name."""
+
+    @abc.abstractmethod
+    def get_upstream(self, name: str) -> Upstream | None: ...
+
+    @abc.abstractmethod
+    def list_upstreams(self) -> list[Upstream]: ...
+
+    @abc.abstractmethod
+    def delete_upstream(self, name: str) -> bool: ...
+
+    # -- vault -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_secret(self, secret: SealedSecret) -> None:
+        """Insert, or replace the secret of the same id."""
+
+    @abc.abstractmethod
+    def get_secret(self, name: str) -> SealedSecret | None: ...
+
+    @abc.abstractmethod
+    def list_secrets(self) -> list[SealedSecret]: ...
+
+    @abc.abstractmethod
+    def delete_secret(self, name: str) -> bool: ...
+
+    # -- agents ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put_agent(self, agent: Agent) -> None:
+        """Insert, or replace the agent of the same id (budgets included)."""
+
+    @abc.abstractmethod
+    def get_agent(self, name: str) -> Agent | None: ...
+
+    @abc.abstractmethod
+    def get_agent_by_id(self, agent_id: str) -> Agent | None: ...
+
+    @abc.abstractmethod
+    def list_agents(self) -> list[Agent]: ...
+
+    @abc.abstractmethod
+    def delete_agent(self, agent_id: str) -> bool:
+        """Delete the agent with its grants, keys and budgets."""
+
+    # -- grants ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_grant(self, grant: Grant) -> None: ...
+
+    @abc.abstractmethod
+    def list_grants(self, agent_id: str | None = None) -> list[Grant]: ...
+
+    @abc.abstractmethod
+    def delete_grant(self, grant_id: str) -> bool: ...
+
+    # -- keys --------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_key(self, key: KeyRecord, digest: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_key(self, key_id: str) -> KeyRecord | None: ...
+
+    @abc.abstractmethod
+    def find_key(self, digest: str) -> KeyRecord | None:
+        """The key whose HMAC digest is ``digest`` (the lookup for authentication)."""
+
+    @abc.abstractmethod
+    def list_keys(self, agent_id: str | None = None) -> list[KeyRecord]: ...
+
+    @abc.abstractmethod
+    def revoke_keys(self, key_ids: Sequence[str], at: datetime, reason: str) -> list[str]:
+        """Revoke those of ``key_ids`` not yet revoked; returns the ids it revoked."""
+
+    @abc.abstractmethod
+    def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
+        """Record a use; for a key with a use limit, take one use atomically.
+
+        Returns False when no use was left (another request took the last one)."""
+
+    # -- budgets -----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_key_budgets(self, key_id: str, budgets: Sequence[Budget]) -> None: ...
+
+
+class Store(abc.ABC):
+    """A handle on one store; thread-safe, cheap to open transactions on."""
+
+    @abc.abstractmethod
+    def transaction(self, *, write: bool = False) -> AbstractContextManager[Transaction]:
+        """A transaction; ``write=True`` takes the write lock at once (no upgrade deadlocks)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abc.abstractmethod
+    def display_url(self) -> str:
+        """Where the store is, with any password masked."""

@@ -1,0 +1,479 @@
+"""The SQL store: SQLite in the home by default; PostgreSQL or MariaDB by URL, through SQLAlchemy Core.
+
+SQLite runs in WAL mode with foreign keys on; a write transaction takes the write lock at its
+start (``BEGIN IMMEDIATE``) and waits up to ``busy_timeout`` for another process to finish.
+Driver errors are translated into the gatepass error tree where they enter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine, Row
+
+from gatepass.errors import (
+    ConflictError,
+    GatepassError,
+    HomeError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
+from gatepass.model import Agent, AgentStatus, AuthStyle, Grant, KeyRecord, PolicyMode, Upstream, UpstreamType
+from gatepass.store import schema as t
+from gatepass.store.interface import SealedSecret, Store, Transaction
+from gatepass.units import Budget, Period
+
+__all__ = ["SqlStore", "sqlite_url"]
+
+_BUSY_TIMEOUT_MS = 5000
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _ts(value: datetime) -> int:
+    return int(value.timestamp())
+
+
+def _dt(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _dt_req(value: int) -> datetime:
+    return datetime.fromtimestamp(value, UTC)
+
+
+class SqlStore(Store):
+    """A store on any SQLAlchemy URL; ``create=True`` builds the schema in an empty database."""
+
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        self._url = sa.engine.make_url(url)
+        self._is_sqlite = self._url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {}
+        if self._is_sqlite:
+            kwargs["connect_args"] = {"timeout": _BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        else:
+            kwargs["pool_pre_ping"] = True
+        self._engine: Engine = sa.create_engine(self._url, **kwargs)
+        if self._is_sqlite:
+            _configure_sqlite(self._engine)
+        self._migrate(create=create)
+
+    @property
+    def display_url(self) -> str:
+        return self._url.render_as_string(hide_password=True)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Transaction]:
+        try:
+            with self._engine.connect() as conn:
+                conn.info["gatepass_write"] = write
+                with conn.begin():
+                    yield _SqlTransaction(conn)
+        except GatepassError:
+            raise
+        except exc.SQLAlchemyError as error:
+            raise self._translate(error) from error
+
+    def _translate(self, error: exc.SQLAlchemyError) -> GatepassError:
+        text = str(getattr(error, "orig", error)).lower()
+        where = self.display_url
+        if isinstance(error, exc.IntegrityError):
+            return ConflictError(
+                f"the change conflicts with what the store holds ({_first_line(text)}); list what exists and try again"
+            )
+        if "database is locked" in text or "database table is locked" in text or "lock wait timeout" in text:
+            return StoreLockedError(
+                f"the store {where} is locked by another process: "
+                "try again when the other gatepass command or gateway is done"
+            )
+        if "not a database" in text or "malformed" in text or "file is encrypted" in text:
+            return StoreCorruptError(
+                f"the store {where} is corrupted or is not a gatepass store: restore it from a backup"
+            )
+        if isinstance(error, exc.OperationalError | exc.InterfaceError):
+            return StoreError(
+                f"cannot use the store {where} ({_first_line(text)}): "
+                "check that the database is running and store.url in config.toml"
+            )
+        return StoreError(f"the store {where} failed ({type(error).__name__}): see the database's log")
+
+    def _migrate(self, *, create: bool) -> None:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                if _schema_version(conn) == t.SCHEMA_HEAD:
+                    return  # the usual case: a read, no write lock
+            with self._engine.connect() as conn:
+                conn.info["gatepass_write"] = True
+                with conn.begin():
+                    current = _schema_version(conn)
+                    if current == t.SCHEMA_HEAD:
+                        return
+                    if current is None and not create:
+                        raise HomeError(f"the store {self.display_url} has no gatepass schema: run gatepass init first")
+                    if current is not None and current > t.SCHEMA_HEAD:
+                        raise StoreError(
+                            f"the store {self.display_url} has schema {current}, newer than this "
+                            f"gatepass knows ({t.SCHEMA_HEAD}): upgrade gatepass"
+                        )
+                    _run_migrations(conn)
+        except GatepassError:
+            raise
+        except exc.SQLAlchemyError as error:
+            raise self._translate(error) from error
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0][:200] if text else "no detail"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("gatepass_write") else "BEGIN")
+
+
+def _schema_version(conn: Connection) -> str | None:
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def _run_migrations(conn: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
+
+
+def _budgets(rows: Sequence[Row[Any]]) -> tuple[Budget, ...]:
+    order = list(Period)
+    found = [Budget(int(r.amount_micros), Period(r.period)) for r in rows]
+    return tuple(sorted(found, key=lambda b: order.index(b.period)))
+
+
+class _SqlTransaction(Transaction):
+    def __init__(self, conn: Connection) -> None:
+        self._c = conn
+
+    # -- meta ---------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        return self._c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        done = self._c.execute(t.meta.update().where(t.meta.c.key == key).values(value=value))
+        if done.rowcount == 0:
+            self._c.execute(t.meta.insert().values(key=key, value=value))
+
+    # -- upstreams ----------------------------------------------------------------------------------
+    def put_upstream(self, upstream: Upstream) -> None:
+        values = {
+            "type": upstream.type.value,
+            "base_url": upstream.base_url,
+            "auth": str(upstream.auth),
+            "secret_name": upstream.secret_name,
+            "created_at": _ts(upstream.created_at),
+        }
+        done = self._c.execute(t.upstreams.update().where(t.upstreams.c.name == upstream.name).values(**values))
+        if done.rowcount == 0:
+            self._c.execute(t.upstreams.insert().values(name=upstream.name, **values))
+
+    @staticmethod
+    def _upstream(row: Row[Any]) -> Upstream:
+        return Upstream(
+            name=row.name,
+            type=UpstreamType(row.type),
+            base_url=row.base_url,
+            auth=AuthStyle.parse(row.auth),
+            secret_name=row.secret_name,
+            created_at=_dt_req(row.created_at),
+        )
+
+    def get_upstream(self, name: str) -> Upstream | None:
+        row = self._c.execute(sa.select(t.upstreams).where(t.upstreams.c.name == name)).first()
+        return None if row is None else self._upstream(row)
+
+    def list_upstreams(self) -> list[Upstream]:
+        rows = self._c.execute(sa.select(t.upstreams).order_by(t.upstreams.c.name))
+        return [self._upstream(r) for r in rows]
+
+    def delete_upstream(self, name: str) -> bool:
+        return self._c.execute(t.upstreams.delete().where(t.upstreams.c.name == name)).rowcount > 0
+
+    # -- vault --------------------------------------------------------------------------------------
+    def put_secret(self, secret: SealedSecret) -> None:
+        values = {
+            "name": secret.name,
+            "upstream": secret.upstream,
+            "nonce": secret.nonce,
+            "ciphertext": secret.ciphertext,
+            "fingerprint": secret.fingerprint,
+            "created_at": _ts(secret.created_at),
+            "rotated_at": None if secret.rotated_at is None else _ts(secret.rotated_at),
+        }
+        done = self._c.execute(t.secrets.update().where(t.secrets.c.id == secret.id).values(**values))
+        if done.rowcount == 0:
+            self._c.execute(t.secrets.insert().values(id=secret.id, **values))
+
+    @staticmethod
+    def _secret(row: Row[Any]) -> SealedSecret:
+        return SealedSecret(
+            id=row.id,
+            name=row.name,
+            upstream=row.upstream,
+            nonce=bytes(row.nonce),
+            ciphertext=bytes(row.ciphertext),
+            fingerprint=row.fingerprint,
+            created_at=_dt_req(row.created_at),
+            rotated_at=_dt(row.rotated_at),
+        )
+
+    def get_secret(self, name: str) -> SealedSecret | None:
+        row = self._c.execute(sa.select(t.secrets).where(t.secrets.c.name == name)).first()
+        return None if row is None else self._secret(row)
+
+    def list_secrets(self) -> list[SealedSecret]:
+        return [self._secret(r) for r in self._c.execute(sa.select(t.secrets).order_by(t.secrets.c.name))]
+
+    def delete_secret(self, name: str) -> bool:
+        return self._c.execute(t.secrets.delete().where(t.secrets.c.name == name)).rowcount > 0
+
+    # -- agents -------------------------------------------------------------------------------------
+    def put_agent(self, agent: Agent) -> None:
+        values = {
+            "name": agent.name,
+            "owner": agent.owner,
+            "email": agent.email,
+            "description": agent.description,
+            "status": agent.status.value,
+            "status_reason": agent.status_reason,
+            "mode": agent.mode.value,
+            "created_at": _ts(agent.created_at),
+            "updated_at": _ts(agent.updated_at),
+        }
+        done = self._c.execute(t.agents.update().where(t.agents.c.id == agent.id).values(**values))
+        if done.rowcount == 0:
+            self._c.execute(t.agents.insert().values(id=agent.id, **values))
+        self._set_budgets("agent", agent.id, agent.budgets)
+
+    def _set_budgets(self, scope: str, owner_id: str, budgets: Sequence[Budget]) -> None:
+        self._c.execute(t.budgets.delete().where(t.budgets.c.scope == scope, t.budgets.c.owner_id == owner_id))
+        if budgets:
+            self._c.execute(
+                t.budgets.insert(),
+                [
+                    {"scope": scope, "owner_id": owner_id, "period": b.period.value, "amount_micros": b.amount_micros}
+                    for b in budgets
+                ],
+            )
+
+    def _budget_map(self, scope: str, owner_ids: Sequence[str] | None) -> dict[str, tuple[Budget, ...]]:
+        query = sa.select(t.budgets).where(t.budgets.c.scope == scope)
+        if owner_ids is not None:
+            if not owner_ids:
+                return {}
+            query = query.where(t.budgets.c.owner_id.in_(owner_ids))
+        grouped: dict[str, list[Row[Any]]] = defaultdict(list)
+        for row in self._c.execute(query):
+            grouped[row.owner_id].append(row)
+        return {owner: _budgets(rows) for owner, rows in grouped.items()}
+
+    @staticmethod
+    def _agent(row: Row[Any], budgets: tuple[Budget, ...]) -> Agent:
+        return Agent(
+            id=row.id,
+            name=row.name,
+            owner=row.owner,
+            email=row.email,
+            description=row.description,
+            status=AgentStatus(row.status),
+            mode=PolicyMode(row.mode),
+            created_at=_dt_req(row.created_at),
+            updated_at=_dt_req(row.updated_at),
+            status_reason=row.status_reason,
+            budgets=budgets,
+        )
+
+    def _one_agent(self, where: sa.ColumnElement[bool]) -> Agent | None:
+        row = self._c.execute(sa.select(t.agents).where(where)).first()
+        if row is None:
+            return None
+        return self._agent(row, self._budget_map("agent", [row.id]).get(row.id, ()))
+
+    def get_agent(self, name: str) -> Agent | None:
+        return self._one_agent(t.agents.c.name == name)
+
+    def get_agent_by_id(self, agent_id: str) -> Agent | None:
+        return self._one_agent(t.agents.c.id == agent_id)
+
+    def list_agents(self) -> list[Agent]:
+        budgets = self._budget_map("agent", None)
+        rows = self._c.execute(sa.select(t.agents).order_by(t.agents.c.name))
+        return [self._agent(r, budgets.get(r.id, ())) for r in rows]
+
+    def delete_agent(self, agent_id: str) -> bool:
+        key_ids = [r.id for r in self._c.execute(sa.select(t.keys.c.id).where(t.keys.c.agent_id == agent_id))]
+        if key_ids:
+            self._c.execute(t.budgets.delete().where(t.budgets.c.scope == "key", t.budgets.c.owner_id.in_(key_ids)))
+        self._c.execute(t.budgets.delete().where(t.budgets.c.scope == "agent", t.budgets.c.owner_id == agent_id))
+        self._c.execute(t.keys.delete().where(t.keys.c.agent_id == agent_id))
+        self._c.execute(t.grants.delete().where(t.grants.c.agent_id == agent_id))
+        return self._c.execute(t.agents.delete().where(t.agents.c.id == agent_id)).rowcount > 0
+
+    # -- grants -------------------------------------------------------------------------------------
+    def add_grant(self, grant: Grant) -> None:
+        created = grant.created_at or datetime.now(UTC)
+        self._c.execute(
+            t.grants.insert().values(
+                id=grant.id,
+                agent_id=grant.agent_id,
+                upstream=grant.upstream,
+                models=list(grant.models),
+                methods=list(grant.methods),
+                paths=list(grant.paths),
+                created_at=_ts(created),
+            )
+        )
+
+    def list_grants(self, agent_id: str | None = None) -> list[Grant]:
+        query = sa.select(t.grants).order_by(t.grants.c.created_at, t.grants.c.id)
+        if agent_id is not None:
+            query = query.where(t.grants.c.agent_id == agent_id)
+        return [
+            Grant(
+                id=r.id,
+                agent_id=r.agent_id,
+                upstream=r.upstream,
+                models=tuple(_json_list(r.models)),
+                methods=tuple(_json_list(r.methods)),
+                paths=tuple(_json_list(r.paths)),
+                created_at=_dt(r.created_at),
+            )
+            for r in self._c.execute(query)
+        ]
+
+    def delete_grant(self, grant_id: str) -> bool:
+        return self._c.execute(t.grants.delete().where(t.grants.c.id == grant_id)).rowcount > 0
+
+    # -- keys ---------------------------------------------------------------------------------------
+    def add_key(self, key: KeyRecord, digest: str) -> None:
+        self._c.execute(
+            t.keys.insert().values(
+                id=key.id,
+                agent_id=key.agent_id,
+                digest=digest,
+                created_at=_ts(key.created_at),
+                expires_at=_ts(key.expires_at),
+                max_uses=key.max_uses,
+                uses_left=key.uses_left,
+                cidrs=list(key.cidrs),
+                upstreams=list(key.upstreams),
+            )
+        )
+        self._set_budgets("key", key.id, key.budgets)
+
+    def _keys(self, where: sa.ColumnElement[bool] | None) -> list[KeyRecord]:
+        query = sa.select(t.keys).order_by(t.keys.c.created_at, t.keys.c.id)
+        if where is not None:
+            query = query.where(where)
+        rows = list(self._c.execute(query))
+        budgets = self._budget_map("key", [r.id for r in rows] if where is not None else None)
+        return [
+            KeyRecord(
+                id=r.id,
+                agent_id=r.agent_id,
+                created_at=_dt_req(r.created_at),
+                expires_at=_dt_req(r.expires_at),
+                max_uses=r.max_uses,
+                uses_left=r.uses_left,
+                cidrs=tuple(_json_list(r.cidrs)),
+                upstreams=tuple(_json_list(r.upstreams)),
+                budgets=budgets.get(r.id, ()),
+                last_used_at=_dt(r.last_used_at),
+                last_used_ip=r.last_used_ip,
+                revoked_at=_dt(r.revoked_at),
+                revoked_reason=r.revoked_reason,
+            )
+            for r in rows
+        ]
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        found = self._keys(t.keys.c.id == key_id)
+        return found[0] if found else None
+
+    def find_key(self, digest: str) -> KeyRecord | None:
+        found = self._keys(t.keys.c.digest == digest)
+        return found[0] if found else None
+
+    def list_keys(self, agent_id: str | None = None) -> list[KeyRecord]:
+        return self._keys(None if agent_id is None else t.keys.c.agent_id == agent_id)
+
+    def revoke_keys(self, key_ids: Sequence[str], at: datetime, reason: str) -> list[str]:
+        if not key_ids:
+            return []
+        pending = [
+            r.id
+            for r in self._c.execute(
+                sa.select(t.keys.c.id)
+                .where(t.keys.c.id.in_(key_ids), t.keys.c.revoked_at.is_(None))
+                .order_by(t.keys.c.created_at, t.keys.c.id)
+            )
+        ]
+        if pending:
+            self._c.execute(
+                t.keys.update().where(t.keys.c.id.in_(pending)).values(revoked_at=_ts(at), revoked_reason=reason)
+            )
+        return pending
+
+    def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
+        stamp = {"last_used_at": _ts(at), "last_used_ip": source_ip}
+        limited = self._c.execute(
+            t.keys.update()
+            .where(t.keys.c.id == key_id, t.keys.c.uses_left.is_not(None), t.keys.c.uses_left > 0)
+            .values(uses_left=t.keys.c.uses_left - 1, **stamp)
+        )
+        if limited.rowcount > 0:
+            return True
+        unlimited = self._c.execute(
+            t.keys.update().where(t.keys.c.id == key_id, t.keys.c.uses_left.is_(None)).values(**stamp)
+        )
+        return unlimited.rowcount > 0
+
+    def set_key_budgets(self, key_id: str, budgets: Sequence[Budget]) -> None:
+        self._set_budgets("key", key_id, budgets)
+
+
+def _json_list(value: Any) -> list[str]:
+    if isinstance(value, str):  # drivers without a native JSON type hand back text
+        value = json.loads(value)
+    return [str(v) for v in value]

@@ -1,0 +1,160 @@
+"""AsyncAuditWriter: group commit for concurrent callers, durability before return, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gatepass.audit import AsyncAuditWriter, AuditEvent, AuditLog, AuditRecord, verify_directory
+from gatepass.errors import AuditWriteError
+
+from .helpers import event
+
+OpenLog = Callable[..., AuditLog]
+
+
+def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[list[AuditRecord]]:
+    """Record each batch the log made durable (append returns only after its fsync)."""
+    batches: list[list[AuditRecord]] = []
+    real_append = log.append
+
+    def append(events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        records = real_append(events)
+        batches.append(records)
+        return records
+
+    monkeypatch.setattr(log, "append", append)
+    return batches
+
+
+def slow_fsync(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.005) -> None:
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        time.sleep(seconds)  # in the writer's worker thread, never on the event loop
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+async def test_concurrent_writes_are_batched_durable_and_chained(
+    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log()
+    durable = track_durable(log, monkeypatch)
+    slow_fsync(monkeypatch)
+    writer = AsyncAuditWriter(log)
+    before = log.fsync_count
+
+    async def one(i: int) -> AuditRecord:
+        await asyncio.sleep(0.001 * (i % 20))  # arrive over ~20 ms, while batches are written
+        record = await writer.write(event(i))
+        assert any(record in batch for batch in durable)  # durable before write() returned
+        return record
+
+    records = await asyncio.gather(*(one(i) for i in range(200)))
+    assert [r.meta["n"] for r in records] == list(range(200))
+    assert sorted(r.seq for r in records) == list(range(1, 201))
+    fsyncs = log.fsync_count - before
+    assert 1 <= fsyncs < 50
+    assert writer.batches == len(durable) == fsyncs
+    assert sorted(list(log.iter_records()), key=lambda r: r.seq) == sorted(records, key=lambda r: r.seq)
+    await writer.close()
+    report = verify_directory(log_dir, key.public_key())
+    assert report.ok and report.records == 200 and report.last_checkpoint_seq == 200
+
+
+async def test_batches_are_capped(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log()
+    durable = track_durable(log, monkeypatch)
+    writer = AsyncAuditWriter(log, max_batch=16)
+    await asyncio.gather(*(writer.write(event(i)) for i in range(100)))
+    assert [len(batch) for batch in durable] == [16] * 6 + [4]
+
+
+async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
+    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = open_log()
+    writer = AsyncAuditWriter(log)
+    real_fsync = os.fsync
+    failures = iter([True])
+
+    def fsync_failing_once(fd: int) -> None:
+        if next(failures, False):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_failing_once)
+    results = await asyncio.gather(*(writer.write(event(i)) for i in range(10)), return_exceptions=True)
+    assert writer.batches == 1  # all ten waited on the one batch that failed
+    assert all(isinstance(r, AuditWriteError) for r in results)
+    assert len({id(r) for r in results}) == 10  # each waiter has its own exception
+    assert "Input/output error" in str(results[0])
+
+    records = await asyncio.gather(*(writer.write(event(i)) for i in range(10, 20)))
+    assert [r.seq for r in records] == list(range(1, 11))
+    await writer.close()
+    report = verify_directory(log_dir, key.public_key())
+    assert report.ok and report.records == 10
+
+
+async def test_an_unrecordable_event_fails_only_its_caller(open_log: OpenLog) -> None:
+    writer = AsyncAuditWriter(open_log())
+    bad = event(1)
+    bad.meta["token"] = object()  # type: ignore[index]
+    results = await asyncio.gather(
+        writer.write(event(0)), writer.write(bad), writer.write(event(2)), return_exceptions=True
+    )
+    assert isinstance(results[1], TypeError)
+    assert [r.seq for r in results if isinstance(r, AuditRecord)] == [1, 2]
+
+
+async def test_the_event_loop_runs_while_a_batch_is_written(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = open_log()
+    writer = AsyncAuditWriter(log)
+    real_fsync = os.fsync
+    loop_ran = threading.Event()
+
+    def fsync_waiting_for_the_loop(fd: int) -> None:
+        # Deadlocks (then fails after 10 s) if the write blocked the event loop.
+        if not loop_ran.wait(timeout=10):
+            raise OSError(errno.ETIMEDOUT, "the event loop was blocked")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_waiting_for_the_loop)
+    pending = asyncio.ensure_future(writer.write(event()))
+    for _ in range(1000):
+        await asyncio.sleep(0.001)
+        if writer.batches:
+            break
+    loop_ran.set()
+    record = await pending
+    assert record.seq == 1
+
+
+async def test_flush_and_close(log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog) -> None:
+    log = open_log()
+    writer = AsyncAuditWriter(log)
+    await writer.flush()  # nothing pending: returns at once
+    tasks = [asyncio.ensure_future(writer.write(event(i))) for i in range(5)]
+    await asyncio.sleep(0)
+    await writer.flush()
+    assert all(task.done() for task in tasks)
+    more = [asyncio.ensure_future(writer.write(event(i))) for i in range(5, 8)]
+    await asyncio.sleep(0)
+    await writer.close()
+    assert all(task.done() and not task.exception() for task in more)
+    report = verify_directory(log_dir, key.public_key())
+    assert report.ok and report.records == 8 and report.last_checkpoint_seq == 8
+    with pytest.raises(AuditWriteError, match="closed"):
+        await writer.write(event())
+    assert writer.log is log

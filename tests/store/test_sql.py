@@ -1,0 +1,229 @@
+"""Contract tests of the store, run against SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from gatepass.errors import ConflictError, HomeError, StoreCorruptError, StoreError, StoreLockedError
+from gatepass.model import Agent, AgentStatus, AuthStyle, Grant, KeyRecord, PolicyMode, Upstream, UpstreamType
+from gatepass.store import SealedSecret, SqlStore, sqlite_url
+from gatepass.store import schema as t
+from gatepass.units import Budget, Period
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def _wipe(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        t.metadata.drop_all(conn)
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path / "store.db")
+        return
+    url = request.getfixturevalue(f"{request.param}_url")
+    _wipe(url)
+    yield url
+    _wipe(url)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SqlStore]:
+    s = SqlStore(url, create=True)
+    yield s
+    s.close()
+
+
+def _agent(name: str = "acme-research-dev", **kw: object) -> Agent:
+    fields: dict[str, object] = dict(
+        id="ag_" + name[:8],
+        name=name,
+        owner="me@example.com",
+        email=f"me+{name}@example.com",
+        description="d",
+        status=AgentStatus.ACTIVE,
+        mode=PolicyMode.ENFORCE,
+        created_at=NOW,
+        updated_at=NOW,
+        budgets=(Budget(5_000_000, Period.DAY), Budget(50_000_000, Period.MONTH)),
+    )
+    fields.update(kw)
+    return Agent(**fields)  # type: ignore[arg-type]
+
+
+def _upstream(name: str = "anthropic") -> Upstream:
+    return Upstream(
+        name, UpstreamType.ANTHROPIC, "http://127.0.0.1:9", AuthStyle("header", "x-api-key"), "anthropic-main", NOW
+    )
+
+
+def test_migrated_schema_matches_the_metadata(store: SqlStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    assert diff == []
+
+
+def test_opening_needs_a_schema_and_refuses_a_newer_one(url: str) -> None:
+    with pytest.raises(HomeError, match="gatepass init"):
+        SqlStore(url)
+    SqlStore(url, create=True).close()
+    SqlStore(url).close()  # opens without migrating again
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="upgrade gatepass"):
+        SqlStore(url)
+
+
+def test_agents_round_trip_with_budgets(store: SqlStore) -> None:
+    agent = _agent()
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+    with store.transaction() as tx:
+        assert tx.get_agent(agent.name) == agent
+        assert tx.get_agent_by_id(agent.id) == agent
+        assert tx.list_agents() == [agent]
+    suspended = replace(agent, status=AgentStatus.SUSPENDED, status_reason="r", budgets=())
+    with store.transaction(write=True) as tx:
+        tx.put_agent(suspended)
+    with store.transaction() as tx:
+        assert tx.get_agent(agent.name) == suspended
+
+
+def test_a_failed_transaction_changes_nothing(store: SqlStore) -> None:
+    with pytest.raises(RuntimeError), store.transaction(write=True) as tx:
+        tx.put_agent(_agent())
+        raise RuntimeError("boom")
+    with store.transaction() as tx:
+        assert tx.list_agents() == []
+
+
+def test_duplicates_are_conflicts(store: SqlStore) -> None:
+    with store.transaction(write=True) as tx:
+        tx.put_agent(_agent())
+    with pytest.raises(ConflictError), store.transaction(write=True) as tx:
+        tx.put_agent(_agent(id="ag_other"))  # same name, other id
+
+
+def test_upstreams_secrets_grants(store: SqlStore) -> None:
+    sealed = SealedSecret("sec_1", "anthropic-main", "anthropic", b"n" * 12, b"\x00\xffcipher", "abc", NOW, None)
+    grant = Grant("gr_1", "ag_acme-res", "anthropic", ("claude-*",), ("POST",), ("/v1/**",), NOW)
+    with store.transaction(write=True) as tx:
+        tx.put_upstream(_upstream())
+        tx.put_secret(sealed)
+        tx.put_agent(_agent())
+        tx.add_grant(grant)
+    with store.transaction() as tx:
+        assert tx.get_upstream("anthropic") == _upstream()
+        assert tx.get_secret("anthropic-main") == sealed
+        assert tx.list_grants("ag_acme-res") == [grant]
+        assert tx.list_grants() == [grant]
+    with store.transaction(write=True) as tx:
+        assert tx.delete_grant("gr_1")
+        assert not tx.delete_grant("gr_1")
+        assert tx.delete_secret("anthropic-main")
+        assert tx.delete_upstream("anthropic")
+        assert tx.list_upstreams() == []
+
+
+def test_keys_use_revoke_and_cascade(store: SqlStore) -> None:
+    agent = _agent()
+    single = KeyRecord(
+        "key_1",
+        agent.id,
+        NOW,
+        NOW + timedelta(hours=1),
+        max_uses=1,
+        uses_left=1,
+        cidrs=("127.0.0.1/32",),
+        upstreams=("anthropic",),
+        budgets=(Budget(1_000_000, Period.DAY),),
+    )
+    plain = KeyRecord("key_2", agent.id, NOW, NOW + timedelta(hours=1))
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        tx.add_key(single, "d1" * 32)
+        tx.add_key(plain, "d2" * 32)
+    with store.transaction(write=True) as tx:
+        assert tx.find_key("d1" * 32) == single
+        assert tx.find_key("nope") is None
+        assert tx.consume_key_use("key_1", NOW, "127.0.0.1")
+        assert not tx.consume_key_use("key_1", NOW, "127.0.0.1")  # the only use is gone
+        assert tx.consume_key_use("key_2", NOW, "10.0.0.1")
+        assert tx.consume_key_use("key_2", NOW, "10.0.0.1")
+    with store.transaction(write=True) as tx:
+        used = tx.get_key("key_1")
+        assert used is not None and used.uses_left == 0 and used.last_used_ip == "127.0.0.1"
+        assert tx.revoke_keys(["key_1", "key_2"], NOW, "test") == ["key_1", "key_2"]
+        assert tx.revoke_keys(["key_1"], NOW, "again") == []
+        assert tx.delete_agent(agent.id)
+    with store.transaction() as tx:
+        assert tx.list_keys() == []
+
+
+def test_meta(store: SqlStore) -> None:
+    with store.transaction(write=True) as tx:
+        tx.set_meta("a", "1")
+        tx.set_meta("a", "2")
+    with store.transaction() as tx:
+        assert tx.get_meta("a") == "2"
+        assert tx.get_meta("missing") is None
+
+
+def test_concurrent_single_use_consumption_gives_exactly_one_use(store: SqlStore) -> None:
+    agent = _agent()
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        tx.add_key(KeyRecord("key_1", agent.id, NOW, NOW + timedelta(hours=1), max_uses=1, uses_left=1), "d" * 64)
+    wins: list[bool] = []
+
+    def take() -> None:
+        with store.transaction(write=True) as tx:
+            wins.append(tx.consume_key_use("key_1", NOW, None))
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_corrupted_sqlite_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorruptError, match="restore it from a backup"):
+        SqlStore(sqlite_url(path))
+
+
+def test_locked_sqlite_store_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.db"
+    SqlStore(sqlite_url(path), create=True).close()
+    monkeypatch.setattr("gatepass.store.sql._BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store = SqlStore(sqlite_url(path))
+        with pytest.raises(StoreLockedError, match="locked by another process"), store.transaction(write=True):
+            pass
+        store.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
