@@ -1,7 +1,10 @@
 import hashlib
 import json
+import sqlite3
 import stat
 from pathlib import Path
+
+import pytest
 
 from gatepass.vault.crypto import MasterKey
 from tests.conftest import Gp
@@ -84,3 +87,31 @@ def test_commands_on_a_missing_home_say_run_init(gp: Gp) -> None:
     result = gp("agent", "list")
     assert result.code == 1
     assert "run gatepass init" in result.err
+
+
+def test_corrupted_store_is_one_clear_line(gp: Gp, home: Path) -> None:
+    assert gp("init").code == 0
+    (home / "gatepass.db").write_bytes(b"garbage" * 1000)
+    for suffix in ("-wal", "-shm"):
+        (home / f"gatepass.db{suffix}").unlink(missing_ok=True)
+    result = gp("agent", "list")
+    assert result.code == 1
+    assert "corrupted" in result.err and "restore it from a backup" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_locked_store_is_one_clear_line_and_changes_nothing(
+    gp: Gp, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert gp("init").code == 0
+    monkeypatch.setattr("gatepass.store.sql._BUSY_TIMEOUT_MS", 200)
+    holder = sqlite3.connect(home / "gatepass.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        result = gp("agent", "create", "acme-research-dev", "--owner", "me@example.com")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.code == 1 and "locked by another process" in result.err and result.err.count("\n") == 1
+    assert json.loads(gp("agent", "list", "--json").out) == []
+    assert gp("audit", "verify").code == 0

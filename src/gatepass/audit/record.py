@@ -152,6 +152,10 @@ class AuditRecord:
         """The event this record carries."""
         return AuditEvent(self.actor, self.action, self.target, self.decision, self.reason, self.meta)
 
+    def as_dict(self) -> dict[str, object]:
+        """Every field, ``hash`` included, as plain JSON-able data."""
+        return {**_body(self), "hash": self.hash}
+
 
 _ENCODER: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 

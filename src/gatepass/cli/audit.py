@@ -34,21 +34,6 @@ def audit_group() -> None:
     """The append-only, hash-chained, signed audit log of every decision and change."""
 
 
-def _record_json(record: AuditRecord) -> dict[str, Any]:
-    return {
-        "seq": record.seq,
-        "ts": record.ts,
-        "actor": record.actor,
-        "action": record.action,
-        "target": record.target,
-        "decision": record.decision,
-        "reason": record.reason,
-        "meta": record.meta,
-        "prev": record.prev,
-        "hash": record.hash,
-    }
-
-
 @audit_group.command("tail")
 @click.option("-n", "count", type=click.IntRange(1, 100_000), default=20, show_default=True, help="How many records.")
 @click.option("--agent", help="Only records about this agent.")
@@ -72,7 +57,7 @@ def audit_tail(
 
     records = tail_directory(app.home.audit_dir, count, wanted)
     if as_json:
-        echo_json([_record_json(r) for r in records])
+        echo_json([r.as_dict() for r in records])
         return
     if not records:
         note("no matching audit records")

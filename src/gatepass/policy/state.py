@@ -228,25 +228,9 @@ def _apply_one(session: Session, change: Change) -> None:
                 clear_secret=spec.secret is None,
             )
         case ("+", "agent"):
-            agent_ops.create_agent(
-                session,
-                spec.name,
-                owner=spec.owner,
-                email=spec.email,
-                description=spec.description,
-                budgets=spec.budgets,
-                mode=spec.mode,
-            )
+            agent_ops.create_agent(session, spec.name, **_agent_fields(spec))
         case ("~", "agent"):
-            agent_ops.update_agent(
-                session,
-                spec.name,
-                owner=spec.owner,
-                email=spec.email,
-                description=spec.description,
-                budgets=spec.budgets,
-                mode=spec.mode,
-            )
+            agent_ops.update_agent(session, spec.name, **_agent_fields(spec))
         case ("+", "grant"):
             grant_ops.add_grant(
                 session, change.name, spec.upstream, models=spec.models, methods=spec.methods, paths=spec.paths
@@ -263,3 +247,13 @@ def _apply_one(session: Session, change: Change) -> None:
             key_ops.set_key_defaults(session, default_ttl=spec.default_ttl, max_ttl=spec.max_ttl)
         case _:  # pragma: no cover - make_plan makes no other change
             raise AssertionError(f"unknown change {change.op} {change.kind}")
+
+
+def _agent_fields(spec: AgentSpec) -> dict[str, Any]:
+    return {
+        "owner": spec.owner,
+        "email": spec.email,
+        "description": spec.description,
+        "budgets": spec.budgets,
+        "mode": spec.mode,
+    }
