@@ -17,6 +17,10 @@ one-line message that says what to do, and an exit code for the CLI::
     │   ├── StoreLockedError          another process holds the store
     │   └── StoreCorruptError         the store is damaged or not a gatepass store
     ├── AuthenticationError           a gatepass key is malformed, unknown, expired, revoked or used up
+    ├── UpstreamError                 the upstream could not be reached or broke the exchange
+    │   ├── UpstreamConnectError      connection refused, DNS or TLS failure
+    │   ├── UpstreamTimeoutError      no answer (or no next chunk) in time
+    │   └── UpstreamProtocolError     a reset, a half-sent body, or bytes that are not HTTP/1.1
     └── AuditError
         ├── AuditWriteError           an audit record could not be made durable
         └── AuditTamperedError        verification found an edit, deletion, reordering or truncation
@@ -45,6 +49,10 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "TamperedCiphertextError",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamTimeoutError",
     "VaultError",
 ]
 
@@ -119,6 +127,22 @@ class AuthenticationError(GatepassError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class UpstreamError(GatepassError):
+    """The upstream could not be reached, or broke the exchange; the gateway answers 502 or 504."""
+
+
+class UpstreamConnectError(UpstreamError):
+    """No connection to the upstream: refused, unresolvable, or TLS failed."""
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream did not answer, or stopped sending, within its timeout."""
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The upstream reset the connection, sent half a body, or sent something that is not HTTP/1.1."""
 
 
 class AuditError(GatepassError):
