@@ -31,3 +31,13 @@ def test_bad_config_names_the_line(tmp_path: Path, text: str, line: int, message
     with pytest.raises(ConfigError) as info:
         load_config(path, {})
     assert info.value.message.startswith(f"{path}:{line}: ") and message in info.value.message
+
+
+def test_price_overrides_are_checked_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[prices."my-model"]\nprovider = "openai"\ninput = 1.0\noutput = 2.0\nmax_output_tokens = 100\n')
+    assert load_config(path, {}).prices["my-model"]["input"] == 1.0
+    path.write_text('[store]\nurl = ""\n\n[prices."my-model"]\nprovider = "openai"\ninput = -1.0\noutput = 2.0\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert info.value.message.startswith(f"{path}:4: prices.my-model: ")

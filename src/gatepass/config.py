@@ -8,14 +8,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatepass.names import DEFAULT_ENVIRONMENTS
-from gatepass.tomlfile import load_toml, validate
+from gatepass.errors import ConfigError
+from gatepass.tomlfile import config_error, load_toml, validate
 
-__all__ = ["DEFAULT_CONFIG_TEXT", "AuditConfig", "Config", "StoreConfig", "load_config"]
+__all__ = [
+    "DEFAULT_CONFIG_TEXT",
+    "AlertsConfig",
+    "AuditConfig",
+    "Config",
+    "GatewayConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_listen",
+]
 
 
 class _Section(BaseModel):
@@ -46,10 +56,58 @@ class AuditConfig(_Section):
     checkpoint_seconds: float = Field(default=10.0, gt=0, le=86400)
 
 
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` -> (host, port)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"listen address {text!r} must be HOST:PORT, e.g. 127.0.0.1:8790")
+    return host, int(port)
+
+
+class GatewayConfig(_Section):
+    #: The data plane: agent traffic only.
+    listen: str = "127.0.0.1:8790"
+    #: The control plane: health, metrics, admin API (admin token required).
+    admin_listen: str = "127.0.0.1:8791"
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    read_timeout: float = Field(default=600.0, gt=0)
+    shutdown_grace: float = Field(default=30.0, ge=0)
+    change_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("listen", "admin_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+
+class AlertsConfig(_Section):
+    """Where alerts go. The webhook is signed with the home's webhook.secret (gatepass alert webhook-secret);
+    the SMTP password, if any, comes from GATEPASS_SMTP_PASSWORD."""
+
+    webhook_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "gatepass@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    #: The runaway breaker: refuse an agent that sends the same body more than this many times ...
+    loop_max_repeats: int = Field(default=20, ge=0)
+    #: ... within this many seconds (0 repeats disables the breaker).
+    loop_window_seconds: float = Field(default=60.0, gt=0)
+
+
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     agents: AgentsConfig = AgentsConfig()
     audit: AuditConfig = AuditConfig()
+    gateway: GatewayConfig = GatewayConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    #: Price overrides, shaped like the shipped table's entries plus ``provider`` (checked at load).
+    prices: dict[str, dict[str, Any]] = {}
 
 
 DEFAULT_CONFIG_TEXT: Final = """\
@@ -69,12 +127,48 @@ environments = ["dev", "test", "staging", "prod"]
 # A signed checkpoint at least every N records or S seconds: truncation before it is detectable.
 checkpoint_every = 1000
 checkpoint_seconds = 10.0
+
+[gateway]
+# The data plane (agent traffic) and the control plane (health, metrics, admin API).
+listen = "127.0.0.1:8790"
+admin_listen = "127.0.0.1:8791"
+max_body_bytes = 33554432
+connect_timeout = 10.0
+read_timeout = 600.0
+shutdown_grace = 30.0
+
+[alerts]
+# Spend thresholds (gatepass alert add) notify by a signed webhook and by email to the agent's owner.
+webhook_url = ""
+smtp_host = ""
+smtp_port = 25
+smtp_from = "gatepass@localhost"
+# The runaway breaker: the same request body more than N times in S seconds is refused, and alerts.
+loop_max_repeats = 20
+loop_window_seconds = 60.0
+
+# Prices override or extend the shipped table (USD per million tokens), e.g.:
+# [prices."my-finetune"]
+# provider = "openai"
+# input = 3.0
+# output = 12.0
+# cache_read = 1.5
+# max_output_tokens = 16384
 """
 
 
 def load_config(path: Path, env: Mapping[str, str] = os.environ) -> Config:
     data, text = load_toml(path)
     config = validate(Config, data, path, text)
+    if config.prices:
+        from gatepass.metering.prices import PriceTable  # only when there are overrides to check
+
+        for model, entry in config.prices.items():
+            try:
+                PriceTable.load({model: entry})
+            except ConfigError as exc:
+                detail = exc.message.split(": ", 2)[-1]
+                raise config_error(path, text, ("prices", model), detail) from None
     url = env.get("GATEPASS_STORE_URL")
     if url:
         config = config.model_copy(update={"store": StoreConfig(url=url)})

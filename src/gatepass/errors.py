@@ -20,6 +20,7 @@ one-line message that says what to do, and an exit code for the CLI::
     ├── UpstreamError                 the upstream could not be reached or broke the exchange
     │   ├── UpstreamConnectError      connection refused, DNS or TLS failure
     │   ├── UpstreamTimeoutError      no answer (or no next chunk) in time
+    │   │   └── UpstreamConnectTimeoutError  no connection in time (also an UpstreamConnectError)
     │   └── UpstreamProtocolError     a reset, a half-sent body, or bytes that are not HTTP/1.1
     └── AuditError
         ├── AuditWriteError           an audit record could not be made durable
@@ -50,6 +51,7 @@ __all__ = [
     "StoreLockedError",
     "TamperedCiphertextError",
     "UpstreamConnectError",
+    "UpstreamConnectTimeoutError",
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamTimeoutError",
@@ -139,6 +141,10 @@ class UpstreamConnectError(UpstreamError):
 
 class UpstreamTimeoutError(UpstreamError):
     """The upstream did not answer, or stopped sending, within its timeout."""
+
+
+class UpstreamConnectTimeoutError(UpstreamConnectError, UpstreamTimeoutError):
+    """No connection within the connect timeout: nothing reached the upstream."""
 
 
 class UpstreamProtocolError(UpstreamError):

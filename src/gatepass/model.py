@@ -23,6 +23,7 @@ __all__ = [
     "KeyRecord",
     "KeyState",
     "PolicyMode",
+    "RateLimits",
     "SecretInfo",
     "Upstream",
     "UpstreamType",
@@ -96,6 +97,21 @@ class SecretInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Requests per minute, tokens per minute and concurrent requests; None means no limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(k, v) for k, v in (("rpm", self.rpm), ("tpm", self.tpm), ("concurrency", self.concurrency)) if v]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in self.items()) or "none"
+
+
+@dataclass(frozen=True, slots=True)
 class Agent:
     id: str
     name: str
@@ -108,6 +124,7 @@ class Agent:
     updated_at: datetime
     status_reason: str | None = None
     budgets: tuple[Budget, ...] = ()
+    limits: RateLimits = RateLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +175,7 @@ class KeyRecord:
     cidrs: tuple[str, ...] = ()
     upstreams: tuple[str, ...] = ()
     budgets: tuple[Budget, ...] = ()
+    limits: RateLimits = RateLimits()
     last_used_at: datetime | None = None
     last_used_ip: str | None = None
     revoked_at: datetime | None = None

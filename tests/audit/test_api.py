@@ -23,6 +23,7 @@ def test_public_names_are_pinned() -> None:
         "iter_directory",
         "key_id_of",
         "parse_record",
+        "records_after",
         "tail_directory",
         "verify",
         "verify_directory",

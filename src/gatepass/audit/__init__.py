@@ -21,7 +21,7 @@ from __future__ import annotations
 from .checkpoint import Checkpoint, key_id_of
 from .export import ExportHeader, ExportStats, verify_export, write_export
 from .log import AuditLog
-from .reader import iter_directory, tail_directory
+from .reader import iter_directory, records_after, tail_directory
 from .record import (
     GENESIS_HASH,
     AuditEvent,
@@ -50,6 +50,7 @@ __all__ = [
     "iter_directory",
     "key_id_of",
     "parse_record",
+    "records_after",
     "tail_directory",
     "verify",
     "verify_directory",

@@ -15,7 +15,7 @@ from gatepass.errors import AuditError
 from . import _files
 from .record import AuditRecord, parse_record
 
-__all__ = ["iter_directory", "tail_directory"]
+__all__ = ["iter_directory", "records_after", "tail_directory"]
 
 
 def _open_log(directory: Path) -> tuple[int, int] | None:
@@ -72,6 +72,26 @@ def tail_directory(
                 found.append(record)
                 if len(found) == n:
                     break
+    finally:
+        os.close(fd)
+    found.reverse()
+    return found
+
+
+def records_after(directory: Path, seq: int) -> list[AuditRecord]:
+    """The records with a sequence number above ``seq``, oldest first, read backward from the end
+    (so the cost depends on how many there are, not on the size of the log)."""
+    opened = _open_log(Path(directory))
+    if opened is None:
+        return []
+    fd, end = opened
+    found: list[AuditRecord] = []
+    try:
+        for offset, line in _files.iter_lines_reverse(fd, end):
+            record = parse_record(line, offset=offset)
+            if record.seq <= seq:
+                break
+            found.append(record)
     finally:
         os.close(fd)
     found.reverse()

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gatepass.cli.common import json_option, open_app, split_values
+from gatepass.cli.common import json_option, limit_options, limits_from, merge_limits, open_app, split_values
 from gatepass.cli.output import echo_fields, echo_json, echo_table, fmt_time, iso, note
 from gatepass.control import agents as agent_ops
 from gatepass.model import Agent, KeyState, PolicyMode
@@ -27,6 +27,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
         "status_reason": agent.status_reason,
         "mode": agent.mode.value,
         "budgets": [str(b) for b in agent.budgets],
+        "limits": dict(agent.limits.items()),
         "created_at": iso(agent.created_at),
         "updated_at": iso(agent.updated_at),
     }
@@ -60,15 +61,32 @@ def agent_group() -> None:
     show_default=True,
     help="report: let requests that grants do not allow through, and record what would be denied.",
 )
+@limit_options
 @click.pass_context
 def agent_create(
-    ctx: click.Context, name: str, owner: str, email: str | None, budgets: tuple[str, ...], description: str, mode: str
+    ctx: click.Context,
+    name: str,
+    owner: str,
+    email: str | None,
+    budgets: tuple[str, ...],
+    description: str,
+    mode: str,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
 ) -> None:
     """Create agent NAME, owned by --owner."""
     parsed = [parse_budget(b) for b in split_values(budgets)]
     with open_app(ctx).session() as session:
         agent = agent_ops.create_agent(
-            session, name, owner=owner, email=email, description=description, budgets=parsed, mode=PolicyMode(mode)
+            session,
+            name,
+            owner=owner,
+            email=email,
+            description=description,
+            budgets=parsed,
+            mode=PolicyMode(mode),
+            limits=limits_from(rpm, tpm, concurrency),
         )
     note(f"created agent {agent.name} (address {agent.email}, owner {agent.owner})")
     note(f"next: gatepass allow {agent.name} UPSTREAM, then gatepass key issue {agent.name}")
@@ -88,6 +106,7 @@ def agent_create(
 @click.option("--no-budgets", is_flag=True, help="Remove every budget.")
 @click.option("--description", help="New description.")
 @click.option("--mode", type=_MODE, help="enforce or report.")
+@limit_options
 @click.pass_context
 def agent_update(
     ctx: click.Context,
@@ -98,12 +117,16 @@ def agent_update(
     no_budgets: bool,
     description: str | None,
     mode: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
 ) -> None:
-    """Change agent NAME's owner, address, budgets, description or mode."""
+    """Change agent NAME's owner, address, budgets, description, mode or rate limits (0 removes a limit)."""
     if budgets and no_budgets:
         raise click.UsageError("give --budget or --no-budgets, not both")
     parsed = [parse_budget(b) for b in split_values(budgets)] if budgets else ([] if no_budgets else None)
     with open_app(ctx).session() as session:
+        current = agent_ops.get_agent(session.tx, name).limits
         agent = agent_ops.update_agent(
             session,
             name,
@@ -112,6 +135,7 @@ def agent_update(
             description=description,
             budgets=parsed,
             mode=PolicyMode(mode) if mode else None,
+            limits=merge_limits(current, rpm, tpm, concurrency),
         )
     note(
         f"agent {agent.name}: owner {agent.owner}, budgets {', '.join(map(str, agent.budgets)) or 'none'}, "

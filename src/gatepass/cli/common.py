@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 import click
 
 from gatepass.control.app import Gatepass
+from gatepass.model import RateLimits
 
-__all__ = ["json_option", "open_app", "split_values"]
+__all__ = ["json_option", "limit_options", "limits_from", "merge_limits", "open_app", "split_values"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,3 +35,25 @@ def json_option(func: F) -> F:
 def split_values(values: Iterable[str]) -> list[str]:
     """Values of a repeatable option, each of which may also hold a comma-separated list."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def limit_options(func: F) -> F:
+    """--rpm, --tpm and --concurrency, for agents and keys."""
+    for name, text in (("concurrency", "Most requests in flight at once."),
+                       ("tpm", "Most tokens per minute (input + output, as the provider reports them)."),
+                       ("rpm", "Most requests per minute.")):
+        func = click.option(f"--{name}", type=int, metavar="N", help=text)(func)
+    return func
+
+
+def limits_from(rpm: int | None, tpm: int | None, concurrency: int | None) -> RateLimits:
+    return RateLimits(rpm=rpm, tpm=tpm, concurrency=concurrency)
+
+
+def merge_limits(current: RateLimits, rpm: int | None, tpm: int | None, concurrency: int | None) -> RateLimits:
+    """Options given replace the current values; 0 removes a limit."""
+
+    def pick(given: int | None, now: int | None) -> int | None:
+        return now if given is None else (given or None)
+
+    return RateLimits(pick(rpm, current.rpm), pick(tpm, current.tpm), pick(concurrency, current.concurrency))

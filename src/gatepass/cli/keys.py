@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gatepass.cli.common import json_option, open_app, split_values
+from gatepass.cli.common import json_option, limit_options, limits_from, open_app, split_values
 from gatepass.cli.output import echo_json, echo_table, fmt_time, iso, note
 from gatepass.control import keys as key_ops
 from gatepass.control.agents import get_agent
@@ -42,6 +42,7 @@ def key_group() -> None:
     metavar="NAME",
     help="Limit the key to these upstreams (default: all the agent is granted); repeatable.",
 )
+@limit_options
 @click.pass_context
 def key_issue(
     ctx: click.Context,
@@ -51,6 +52,9 @@ def key_issue(
     cidrs: tuple[str, ...],
     budgets: tuple[str, ...],
     upstreams: tuple[str, ...],
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
 ) -> None:
     """Issue a key for AGENT and print it, alone, on stdout. It is shown this once and never stored."""
     lifetime = parse_duration(ttl, what="TTL") if ttl else None
@@ -64,6 +68,7 @@ def key_issue(
             cidrs=split_values(cidrs),
             budgets=parsed_budgets,
             upstreams=split_values(upstreams),
+            limits=limits_from(rpm, tpm, concurrency),
         )
     click.echo(key.reveal())
     limits = [f"expires {fmt_time(record.expires_at)}"]
@@ -106,6 +111,7 @@ def key_list(ctx: click.Context, agent: str | None, show_all: bool, as_json: boo
                     "cidrs": list(r.cidrs),
                     "upstreams": list(r.upstreams),
                     "budgets": [str(b) for b in r.budgets],
+                    "limits": dict(r.limits.items()),
                     "last_used_at": iso(r.last_used_at),
                     "last_used_ip": r.last_used_ip,
                     "revoked_at": iso(r.revoked_at),

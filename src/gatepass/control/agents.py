@@ -8,7 +8,7 @@ from dataclasses import replace
 from gatepass.control.app import Session
 from gatepass.errors import ConflictError, InvalidInputError, NotFoundError
 from gatepass.keyformat import new_id
-from gatepass.model import Agent, AgentStatus, PolicyMode
+from gatepass.model import Agent, AgentStatus, PolicyMode, RateLimits
 from gatepass.names import parse_agent_name, parse_email
 from gatepass.store import Transaction
 from gatepass.units import Budget
@@ -16,6 +16,7 @@ from gatepass.units import Budget
 __all__ = [
     "agent_addresses",
     "check_budgets",
+    "check_limits",
     "create_agent",
     "default_agent_email",
     "delete_agent",
@@ -49,6 +50,13 @@ def check_budgets(budgets: Sequence[Budget]) -> tuple[Budget, ...]:
     return tuple(sorted(budgets, key=lambda b: ["day", "week", "month", "total"].index(b.period.value)))
 
 
+def check_limits(limits: RateLimits) -> RateLimits:
+    for kind, value in (("rpm", limits.rpm), ("tpm", limits.tpm), ("concurrency", limits.concurrency)):
+        if value is not None and not 1 <= value <= 1_000_000_000:
+            raise InvalidInputError(f"invalid --{kind} {value}: give a whole number of at least 1 (or leave it out)")
+    return limits
+
+
 def agent_addresses(owner: str, email: str | None, name: str) -> tuple[str, str]:
     owner = parse_email(owner, what="owner address")
     address = parse_email(email, what="agent address") if email else default_agent_email(owner, name)
@@ -73,6 +81,7 @@ def create_agent(
     description: str = "",
     budgets: Sequence[Budget] = (),
     mode: PolicyMode = PolicyMode.ENFORCE,
+    limits: RateLimits = RateLimits(),
 ) -> Agent:
     parse_agent_name(name, session.app.config.agents.environments)
     owner, address = agent_addresses(owner, email, name)
@@ -89,12 +98,14 @@ def create_agent(
         created_at=session.now,
         updated_at=session.now,
         budgets=check_budgets(budgets),
+        limits=check_limits(limits),
     )
     session.tx.put_agent(agent)
     session.record(
         "agent.create",
         name,
-        {"owner": owner, "email": address, "budgets": _budget_meta(agent.budgets), "mode": mode.value},
+        {"owner": owner, "email": address, "budgets": _budget_meta(agent.budgets), "mode": mode.value,
+         "limits": dict(agent.limits.items())},
     )
     return agent
 
@@ -108,6 +119,7 @@ def update_agent(
     description: str | None = None,
     budgets: Sequence[Budget] | None = None,
     mode: PolicyMode | None = None,
+    limits: RateLimits | None = None,
 ) -> Agent:
     current = get_agent(session.tx, name)
     new_owner, new_email = agent_addresses(owner or current.owner, email or current.email, name)
@@ -120,6 +132,7 @@ def update_agent(
         description=current.description if description is None else description.strip(),
         budgets=current.budgets if budgets is None else check_budgets(budgets),
         mode=mode or current.mode,
+        limits=current.limits if limits is None else check_limits(limits),
     )
     if updated == current:
         return current
@@ -130,6 +143,8 @@ def update_agent(
             changes[field] = str(getattr(updated, field))
     if updated.budgets != current.budgets:
         changes["budgets"] = _budget_meta(updated.budgets)
+    if updated.limits != current.limits:
+        changes["limits"] = dict(updated.limits.items())
     session.tx.put_agent(updated)
     session.record("agent.update", name, changes)
     return updated

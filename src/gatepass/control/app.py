@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gatepass.audit import AuditEvent, AuditLog
 from gatepass.config import DEFAULT_CONFIG_TEXT, Config, load_config
+from gatepass.control.runtime import call_gateway
 from gatepass.errors import GatepassError, HomeError, StoreCorruptError
 from gatepass.home import ENV_MASTER_KEY, Home
 from gatepass.store import SqlStore, Store, Transaction, sqlite_url
@@ -54,6 +55,7 @@ class Session:
     app: Gatepass
     now: datetime
     events: list[AuditEvent] = field(default_factory=list)
+    actor: str | None = None
 
     def record(
         self,
@@ -66,7 +68,7 @@ class Session:
     ) -> None:
         self.events.append(
             AuditEvent(
-                actor=self.app.actor,
+                actor=self.actor or self.app.actor,
                 action=action,
                 target=target,
                 decision=decision,
@@ -93,6 +95,8 @@ class Gatepass:
         self.env = env
         self.clock: Clock = clock or _utcnow
         self.actor = actor or _default_actor()
+        #: Tell a running gateway about committed changes (off inside the gateway itself).
+        self.notify_changes = True
 
     @classmethod
     def open(
@@ -155,13 +159,21 @@ class Gatepass:
             yield tx
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, *, actor: str | None = None) -> Iterator[Session]:
+        """A write transaction whose audit events are durable before it commits; ``actor`` overrides
+        the app's (e.g. "gateway:alerts" for what the gateway does on its own)."""
         audit = self.audit  # opened before the write lock is taken
         with self.store.transaction(write=True) as tx:
-            session = Session(tx, self, self.now())
+            session = Session(tx, self, self.now(), actor=actor)
             yield session
             if session.events:
                 audit.append(session.events)
+        if session.events and self.notify_changes:
+            self.notify_gateway()
+
+    def notify_gateway(self) -> None:
+        """Tell a running gateway to read the change feed now (it also polls, as a safety net)."""
+        call_gateway(self.home, "POST", "/v1/changes")
 
     def close(self) -> None:
         if "audit" in self.__dict__:

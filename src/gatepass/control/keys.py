@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from gatepass.control.agents import get_agent
+from gatepass.control.agents import check_limits, get_agent
 from gatepass.control.app import Gatepass, Session
 from gatepass.control.upstreams import get_upstream
 from gatepass.errors import AuthenticationError, InvalidInputError, NotFoundError
 from gatepass.keyformat import generate_key, is_well_formed, new_id
-from gatepass.model import Agent, AgentStatus, KeyDefaults, KeyRecord
+from gatepass.model import Agent, AgentStatus, KeyDefaults, KeyRecord, RateLimits
 from gatepass.names import parse_cidr
 from gatepass.policy.decision import Decision, Reason, Request, Result, decide
 from gatepass.sensitive import Secret
@@ -63,6 +63,7 @@ def issue_key(
     cidrs: Sequence[str] = (),
     budgets: Sequence[Budget] = (),
     upstreams: Sequence[str] = (),
+    limits: RateLimits = RateLimits(),
 ) -> tuple[Secret, KeyRecord]:
     """A new key for an active agent. The returned Secret is the only copy: it is never stored."""
     tx = session.tx
@@ -104,6 +105,7 @@ def issue_key(
         cidrs=networks,
         upstreams=tuple(dict.fromkeys(upstreams)),
         budgets=tuple(budgets),
+        limits=check_limits(limits),
     )
     tx.add_key(record, session.app.vault.key_digest(key))
     session.record(
@@ -116,6 +118,7 @@ def issue_key(
             "cidrs": list(networks),
             "upstreams": list(record.upstreams),
             "budgets": [str(b) for b in budgets],
+            "limits": dict(record.limits.items()),
         },
     )
     return key, record

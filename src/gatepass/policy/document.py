@@ -30,13 +30,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from gatepass.control.agents import agent_addresses, check_budgets
+from gatepass.alerts.thresholds import parse_threshold
+from gatepass.control.agents import agent_addresses, check_budgets, check_limits
 from gatepass.control.grants import normalise_scope
 from gatepass.control.upstreams import build_upstream, parse_type
 from gatepass.credpatterns import find_credentials
 from gatepass.errors import ConfigError, InvalidInputError
 from gatepass.globs import parse_method, parse_model_glob, parse_path_glob
-from gatepass.model import AuthStyle, KeyDefaults, PolicyMode
+from gatepass.model import AuthStyle, KeyDefaults, PolicyMode, RateLimits
 from gatepass.names import parse_agent_name
 from gatepass.policy.state import AgentSpec, GrantSpec, PolicyState, UpstreamSpec
 from gatepass.tomlfile import config_error, load_toml, validate
@@ -76,6 +77,10 @@ class _Agent(_Strict):
     description: str = ""
     budgets: list[str] = []
     mode: Literal["enforce", "report"] = "enforce"
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    alerts: list[str] = []
     grants: list[_Grant] = []
 
 
@@ -157,8 +162,25 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
             with at("agents", name, "grants", i):
                 scope = normalise_scope(upstream.type, grant.models, grant.methods, grant.paths)
             grants.add(GrantSpec(upstream.name, *scope))
+        with at("agents", name):
+            limits = check_limits(RateLimits(agent.rpm, agent.tpm, agent.concurrency))
+        alerts: set[str] = set()
+        for i, text_alert in enumerate(agent.alerts):
+            with at("agents", name, "alerts", i):
+                threshold = str(parse_threshold(text_alert))
+                if threshold in alerts:
+                    raise InvalidInputError(f"the threshold {threshold} is given twice: keep one")
+                alerts.add(threshold)
         agents[name] = AgentSpec(
-            name, owner, email, agent.description.strip(), PolicyMode(agent.mode), checked_budgets, frozenset(grants)
+            name,
+            owner,
+            email,
+            agent.description.strip(),
+            PolicyMode(agent.mode),
+            checked_budgets,
+            frozenset(grants),
+            limits,
+            frozenset(alerts),
         )
 
     defaults = KeyDefaults()

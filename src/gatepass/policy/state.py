@@ -12,13 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gatepass.alerts.thresholds import parse_thresholds
 from gatepass.control import agents as agent_ops
+from gatepass.control import alerts as alert_ops
 from gatepass.control import grants as grant_ops
 from gatepass.control import keys as key_ops
 from gatepass.control import upstreams as upstream_ops
 from gatepass.control.app import Session
 from gatepass.errors import ConflictError
-from gatepass.model import AuthStyle, KeyDefaults, PolicyMode, UpstreamType
+from gatepass.model import AuthStyle, KeyDefaults, PolicyMode, RateLimits, UpstreamType
 from gatepass.store import Transaction
 from gatepass.units import Budget, format_duration
 
@@ -67,6 +69,8 @@ class AgentSpec:
     mode: PolicyMode
     budgets: tuple[Budget, ...]
     grants: frozenset[GrantSpec] = field(default_factory=frozenset)
+    limits: RateLimits = RateLimits()
+    alerts: frozenset[str] = frozenset()  # canonical thresholds, e.g. "50/month:stop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +85,18 @@ def current_state(tx: Transaction) -> PolicyState:
     grants_by_agent: dict[str, set[GrantSpec]] = {}
     for g in tx.list_grants():
         grants_by_agent.setdefault(g.agent_id, set()).add(GrantSpec(g.upstream, g.models, g.methods, g.paths))
+    alerts = tx.list_alerts()
     agents = {
         a.name: AgentSpec(
-            a.name, a.owner, a.email, a.description, a.mode, a.budgets, frozenset(grants_by_agent.get(a.id, set()))
+            a.name,
+            a.owner,
+            a.email,
+            a.description,
+            a.mode,
+            a.budgets,
+            frozenset(grants_by_agent.get(a.id, set())),
+            a.limits,
+            frozenset(str(t) for t in alerts.get(a.id, ())),
         )
         for a in tx.list_agents()
     }
@@ -116,12 +129,16 @@ def _budgets_text(budgets: tuple[Budget, ...]) -> str:
     return ", ".join(str(b) for b in budgets) or "none"
 
 
+def _alerts_text(alerts: frozenset[str]) -> str:
+    return ", ".join(sorted(alerts)) or "none"
+
+
 def _diff_fields(old: object, new: object, names: tuple[str, ...]) -> list[str]:
     out = []
     for name in names:
         before, after = getattr(old, name), getattr(new, name)
         if before != after:
-            show = _budgets_text if name == "budgets" else str
+            show = _budgets_text if name == "budgets" else _alerts_text if name == "alerts" else str
             out.append(f"{name} {show(before)} -> {show(after)}")
     return out
 
@@ -165,7 +182,7 @@ def make_plan(current: PolicyState, desired: PolicyState) -> list[Change]:
             )
             plan.extend(Change("+", "grant", name, str(g), g) for g in sorted(agent.grants))
             continue
-        fields = _diff_fields(have_agent, agent, ("owner", "email", "description", "mode", "budgets"))
+        fields = _diff_fields(have_agent, agent, ("owner", "email", "description", "mode", "budgets", "limits", "alerts"))
         if fields:
             plan.append(Change("~", "agent", name, "; ".join(fields), agent))
         plan.extend(Change("-", "grant", name, str(g), g) for g in sorted(have_agent.grants - agent.grants))
@@ -229,8 +246,10 @@ def _apply_one(session: Session, change: Change) -> None:
             )
         case ("+", "agent"):
             agent_ops.create_agent(session, spec.name, **_agent_fields(spec))
+            alert_ops.set_alerts(session, spec.name, parse_thresholds(sorted(spec.alerts)))
         case ("~", "agent"):
             agent_ops.update_agent(session, spec.name, **_agent_fields(spec))
+            alert_ops.set_alerts(session, spec.name, parse_thresholds(sorted(spec.alerts)))
         case ("+", "grant"):
             grant_ops.add_grant(
                 session, change.name, spec.upstream, models=spec.models, methods=spec.methods, paths=spec.paths
@@ -256,4 +275,5 @@ def _agent_fields(spec: AgentSpec) -> dict[str, Any]:
         "description": spec.description,
         "budgets": spec.budgets,
         "mode": spec.mode,
+        "limits": spec.limits,
     }

@@ -14,10 +14,32 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
+from gatepass.alerts.thresholds import Threshold
 from gatepass.model import Agent, Grant, KeyRecord, Upstream
-from gatepass.units import Budget
+from gatepass.units import Budget, Period
 
-__all__ = ["SealedSecret", "Store", "Transaction"]
+__all__ = ["Change", "SealedSecret", "SpendRow", "Store", "Transaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    """Settled spend of one budget line: ``scope`` is "agent" or "key", ``owner_id`` its id."""
+
+    scope: str
+    owner_id: str
+    period: Period
+    period_start: datetime
+    micros: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed: ``kind`` of object changed ("agent", "key", "grants", "upstream",
+    "secret", "settings", "alerts") and ``ref``, its id or name."""
+
+    seq: int
+    kind: str
+    ref: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +140,16 @@ class Transaction(abc.ABC):
     def list_keys(self, agent_id: str | None = None) -> list[KeyRecord]: ...
 
     @abc.abstractmethod
+    def key_digests(self, key_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """key id -> HMAC digest, for the gateway's in-memory key table (all keys when None)."""
+
+    @abc.abstractmethod
     def revoke_keys(self, key_ids: Sequence[str], at: datetime, reason: str) -> list[str]:
         """Revoke those of ``key_ids`` not yet revoked; returns the ids it revoked."""
+
+    @abc.abstractmethod
+    def touch_key(self, key_id: str, at: datetime, source_ip: str | None) -> None:
+        """Record when and from where a key was last used (no use is taken; not a policy change)."""
 
     @abc.abstractmethod
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
@@ -127,9 +157,42 @@ class Transaction(abc.ABC):
 
         Returns False when no use was left (another request took the last one)."""
 
-    # -- budgets -----------------------------------------------------------------------------------
+    # -- budgets and spend -------------------------------------------------------------------------
     @abc.abstractmethod
     def set_key_budgets(self, key_id: str, budgets: Sequence[Budget]) -> None: ...
+
+    @abc.abstractmethod
+    def add_spend(self, rows: Sequence[SpendRow]) -> None:
+        """Add each row's micros to its line (creating the line if new)."""
+
+    @abc.abstractmethod
+    def get_spend(self, since: datetime | None = None) -> list[SpendRow]:
+        """Spend lines whose period started at or after ``since`` (all lines when None)."""
+
+    # -- spend thresholds (alerts) -------------------------------------------------------------------
+    @abc.abstractmethod
+    def set_alerts(self, agent_id: str, thresholds: Sequence[Threshold]) -> None:
+        """Replace the agent's thresholds (ids are kept by the caller, so unchanged ones keep theirs)."""
+
+    @abc.abstractmethod
+    def list_alerts(self, agent_id: str | None = None) -> dict[str, tuple[Threshold, ...]]:
+        """agent id -> its thresholds, mildest first."""
+
+    @abc.abstractmethod
+    def record_firing(self, threshold_id: str, period_start: datetime, at: datetime) -> bool:
+        """Record that a threshold fired in a period; False if it already had (fire once per period)."""
+
+    @abc.abstractmethod
+    def fired_since(self, since: datetime) -> set[tuple[str, datetime]]:
+        """(threshold id, period start) of the firings of periods that started at or after ``since``."""
+
+    # -- change feed ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
+        """Changes after ``seq``, oldest first. Writes of this interface append to the feed themselves."""
+
+    @abc.abstractmethod
+    def last_change_seq(self) -> int: ...
 
 
 class Store(abc.ABC):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 __all__ = ["SCHEMA_HEAD", "agents", "budgets", "grants", "keys", "meta", "metadata", "secrets", "upstreams"]
 
 #: The newest migration; the store refuses to open a database newer than this.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 
 metadata = sa.MetaData()
 
@@ -99,4 +99,53 @@ budgets = sa.Table(
     sa.Column("owner_id", sa.String(40), primary_key=True),
     sa.Column("period", sa.String(10), primary_key=True),
     sa.Column("amount_micros", sa.BigInteger, nullable=False),
+)
+
+limits = sa.Table(
+    "limits",
+    metadata,
+    sa.Column("scope", sa.String(10), primary_key=True),
+    sa.Column("owner_id", sa.String(40), primary_key=True),
+    sa.Column("kind", sa.String(20), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+#: Settled spend per budget line: (agent|key, id, period, start of the period) -> micro-dollars.
+spend = sa.Table(
+    "spend",
+    metadata,
+    sa.Column("scope", sa.String(10), primary_key=True),
+    sa.Column("owner_id", sa.String(40), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("period_start", sa.BigInteger, primary_key=True),
+    sa.Column("micros", sa.BigInteger, nullable=False),
+)
+
+alerts = sa.Table(
+    "alerts",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("agent_id", sa.String(40), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("amount_micros", sa.BigInteger, nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("action", sa.String(10), nullable=False),
+)
+
+#: A threshold fires once per period: this row is the proof that it did.
+alert_firings = sa.Table(
+    "alert_firings",
+    metadata,
+    sa.Column("alert_id", sa.String(40), primary_key=True),
+    sa.Column("period_start", sa.BigInteger, primary_key=True),
+    sa.Column("fired_at", sa.BigInteger, nullable=False),
+)
+
+#: The change feed: every change to policy state appends (kind, ref); gateways apply what is new.
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("ref", sa.String(100), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
 )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, Row
 
+from gatepass.alerts.thresholds import Action, Threshold
 from gatepass.errors import (
     ConflictError,
     GatepassError,
@@ -27,9 +28,19 @@ from gatepass.errors import (
     StoreError,
     StoreLockedError,
 )
-from gatepass.model import Agent, AgentStatus, AuthStyle, Grant, KeyRecord, PolicyMode, Upstream, UpstreamType
+from gatepass.model import (
+    Agent,
+    AgentStatus,
+    AuthStyle,
+    Grant,
+    KeyRecord,
+    PolicyMode,
+    RateLimits,
+    Upstream,
+    UpstreamType,
+)
 from gatepass.store import schema as t
-from gatepass.store.interface import SealedSecret, Store, Transaction
+from gatepass.store.interface import Change, SealedSecret, SpendRow, Store, Transaction
 from gatepass.units import Budget, Period
 
 __all__ = ["SqlStore", "sqlite_url"]
@@ -194,6 +205,11 @@ class _SqlTransaction(Transaction):
         done = self._c.execute(t.meta.update().where(t.meta.c.key == key).values(value=value))
         if done.rowcount == 0:
             self._c.execute(t.meta.insert().values(key=key, value=value))
+        if key.startswith("keys."):
+            self._changed("settings", key)
+
+    def _changed(self, kind: str, ref: str) -> None:
+        self._c.execute(t.changes.insert().values(kind=kind, ref=ref, at=int(datetime.now(UTC).timestamp())))
 
     # -- upstreams ----------------------------------------------------------------------------------
     def put_upstream(self, upstream: Upstream) -> None:
@@ -207,6 +223,7 @@ class _SqlTransaction(Transaction):
         done = self._c.execute(t.upstreams.update().where(t.upstreams.c.name == upstream.name).values(**values))
         if done.rowcount == 0:
             self._c.execute(t.upstreams.insert().values(name=upstream.name, **values))
+        self._changed("upstream", upstream.name)
 
     @staticmethod
     def _upstream(row: Row[Any]) -> Upstream:
@@ -228,6 +245,7 @@ class _SqlTransaction(Transaction):
         return [self._upstream(r) for r in rows]
 
     def delete_upstream(self, name: str) -> bool:
+        self._changed("upstream", name)
         return self._c.execute(t.upstreams.delete().where(t.upstreams.c.name == name)).rowcount > 0
 
     # -- vault --------------------------------------------------------------------------------------
@@ -244,6 +262,7 @@ class _SqlTransaction(Transaction):
         done = self._c.execute(t.secrets.update().where(t.secrets.c.id == secret.id).values(**values))
         if done.rowcount == 0:
             self._c.execute(t.secrets.insert().values(id=secret.id, **values))
+        self._changed("secret", secret.name)
 
     @staticmethod
     def _secret(row: Row[Any]) -> SealedSecret:
@@ -266,6 +285,7 @@ class _SqlTransaction(Transaction):
         return [self._secret(r) for r in self._c.execute(sa.select(t.secrets).order_by(t.secrets.c.name))]
 
     def delete_secret(self, name: str) -> bool:
+        self._changed("secret", name)
         return self._c.execute(t.secrets.delete().where(t.secrets.c.name == name)).rowcount > 0
 
     # -- agents -------------------------------------------------------------------------------------
@@ -285,6 +305,8 @@ class _SqlTransaction(Transaction):
         if done.rowcount == 0:
             self._c.execute(t.agents.insert().values(id=agent.id, **values))
         self._set_budgets("agent", agent.id, agent.budgets)
+        self._set_limits("agent", agent.id, agent.limits)
+        self._changed("agent", agent.id)
 
     def _set_budgets(self, scope: str, owner_id: str, budgets: Sequence[Budget]) -> None:
         self._c.execute(t.budgets.delete().where(t.budgets.c.scope == scope, t.budgets.c.owner_id == owner_id))
@@ -297,19 +319,34 @@ class _SqlTransaction(Transaction):
                 ],
             )
 
-    def _budget_map(self, scope: str, owner_ids: Sequence[str] | None) -> dict[str, tuple[Budget, ...]]:
-        query = sa.select(t.budgets).where(t.budgets.c.scope == scope)
+    def _set_limits(self, scope: str, owner_id: str, limits: RateLimits) -> None:
+        self._c.execute(t.limits.delete().where(t.limits.c.scope == scope, t.limits.c.owner_id == owner_id))
+        rows = [{"scope": scope, "owner_id": owner_id, "kind": k, "value": v} for k, v in limits.items()]
+        if rows:
+            self._c.execute(t.limits.insert(), rows)
+
+    def _grouped(self, table: sa.Table, scope: str, owner_ids: Sequence[str] | None) -> dict[str, list[Row[Any]]]:
+        query = sa.select(table).where(table.c.scope == scope)
         if owner_ids is not None:
             if not owner_ids:
                 return {}
-            query = query.where(t.budgets.c.owner_id.in_(owner_ids))
+            query = query.where(table.c.owner_id.in_(owner_ids))
         grouped: dict[str, list[Row[Any]]] = defaultdict(list)
         for row in self._c.execute(query):
             grouped[row.owner_id].append(row)
-        return {owner: _budgets(rows) for owner, rows in grouped.items()}
+        return grouped
+
+    def _budget_map(self, scope: str, owner_ids: Sequence[str] | None) -> dict[str, tuple[Budget, ...]]:
+        return {owner: _budgets(rows) for owner, rows in self._grouped(t.budgets, scope, owner_ids).items()}
+
+    def _limit_map(self, scope: str, owner_ids: Sequence[str] | None) -> dict[str, RateLimits]:
+        return {
+            owner: RateLimits(**{r.kind: int(r.value) for r in rows})
+            for owner, rows in self._grouped(t.limits, scope, owner_ids).items()
+        }
 
     @staticmethod
-    def _agent(row: Row[Any], budgets: tuple[Budget, ...]) -> Agent:
+    def _agent(row: Row[Any], budgets: tuple[Budget, ...], limits: RateLimits) -> Agent:
         return Agent(
             id=row.id,
             name=row.name,
@@ -322,13 +359,15 @@ class _SqlTransaction(Transaction):
             updated_at=_dt_req(row.updated_at),
             status_reason=row.status_reason,
             budgets=budgets,
+            limits=limits,
         )
 
     def _one_agent(self, where: sa.ColumnElement[bool]) -> Agent | None:
         row = self._c.execute(sa.select(t.agents).where(where)).first()
         if row is None:
             return None
-        return self._agent(row, self._budget_map("agent", [row.id]).get(row.id, ()))
+        budgets = self._budget_map("agent", [row.id]).get(row.id, ())
+        return self._agent(row, budgets, self._limit_map("agent", [row.id]).get(row.id, RateLimits()))
 
     def get_agent(self, name: str) -> Agent | None:
         return self._one_agent(t.agents.c.name == name)
@@ -338,16 +377,24 @@ class _SqlTransaction(Transaction):
 
     def list_agents(self) -> list[Agent]:
         budgets = self._budget_map("agent", None)
+        limits = self._limit_map("agent", None)
         rows = self._c.execute(sa.select(t.agents).order_by(t.agents.c.name))
-        return [self._agent(r, budgets.get(r.id, ())) for r in rows]
+        return [self._agent(r, budgets.get(r.id, ()), limits.get(r.id, RateLimits())) for r in rows]
 
     def delete_agent(self, agent_id: str) -> bool:
         key_ids = [r.id for r in self._c.execute(sa.select(t.keys.c.id).where(t.keys.c.agent_id == agent_id))]
-        if key_ids:
-            self._c.execute(t.budgets.delete().where(t.budgets.c.scope == "key", t.budgets.c.owner_id.in_(key_ids)))
-        self._c.execute(t.budgets.delete().where(t.budgets.c.scope == "agent", t.budgets.c.owner_id == agent_id))
+        for table in (t.budgets, t.limits):
+            if key_ids:
+                self._c.execute(table.delete().where(table.c.scope == "key", table.c.owner_id.in_(key_ids)))
+            self._c.execute(table.delete().where(table.c.scope == "agent", table.c.owner_id == agent_id))
+        alert_ids = sa.select(t.alerts.c.id).where(t.alerts.c.agent_id == agent_id)
+        self._c.execute(t.alert_firings.delete().where(t.alert_firings.c.alert_id.in_(alert_ids)))
+        self._c.execute(t.alerts.delete().where(t.alerts.c.agent_id == agent_id))
         self._c.execute(t.keys.delete().where(t.keys.c.agent_id == agent_id))
         self._c.execute(t.grants.delete().where(t.grants.c.agent_id == agent_id))
+        for key_id in key_ids:
+            self._changed("key", key_id)
+        self._changed("agent", agent_id)
         return self._c.execute(t.agents.delete().where(t.agents.c.id == agent_id)).rowcount > 0
 
     # -- grants -------------------------------------------------------------------------------------
@@ -364,6 +411,7 @@ class _SqlTransaction(Transaction):
                 created_at=_ts(created),
             )
         )
+        self._changed("grants", grant.agent_id)
 
     def list_grants(self, agent_id: str | None = None) -> list[Grant]:
         query = sa.select(t.grants).order_by(t.grants.c.created_at, t.grants.c.id)
@@ -383,7 +431,12 @@ class _SqlTransaction(Transaction):
         ]
 
     def delete_grant(self, grant_id: str) -> bool:
-        return self._c.execute(t.grants.delete().where(t.grants.c.id == grant_id)).rowcount > 0
+        agent_id = self._c.execute(sa.select(t.grants.c.agent_id).where(t.grants.c.id == grant_id)).scalar()
+        if agent_id is None:
+            return False
+        self._c.execute(t.grants.delete().where(t.grants.c.id == grant_id))
+        self._changed("grants", agent_id)
+        return True
 
     # -- keys ---------------------------------------------------------------------------------------
     def add_key(self, key: KeyRecord, digest: str) -> None:
@@ -401,13 +454,17 @@ class _SqlTransaction(Transaction):
             )
         )
         self._set_budgets("key", key.id, key.budgets)
+        self._set_limits("key", key.id, key.limits)
+        self._changed("key", key.id)
 
     def _keys(self, where: sa.ColumnElement[bool] | None) -> list[KeyRecord]:
         query = sa.select(t.keys).order_by(t.keys.c.created_at, t.keys.c.id)
         if where is not None:
             query = query.where(where)
         rows = list(self._c.execute(query))
-        budgets = self._budget_map("key", [r.id for r in rows] if where is not None else None)
+        owners = [r.id for r in rows] if where is not None else None
+        budgets = self._budget_map("key", owners)
+        limits = self._limit_map("key", owners)
         return [
             KeyRecord(
                 id=r.id,
@@ -419,6 +476,7 @@ class _SqlTransaction(Transaction):
                 cidrs=tuple(_json_list(r.cidrs)),
                 upstreams=tuple(_json_list(r.upstreams)),
                 budgets=budgets.get(r.id, ()),
+                limits=limits.get(r.id, RateLimits()),
                 last_used_at=_dt(r.last_used_at),
                 last_used_ip=r.last_used_ip,
                 revoked_at=_dt(r.revoked_at),
@@ -438,6 +496,12 @@ class _SqlTransaction(Transaction):
     def list_keys(self, agent_id: str | None = None) -> list[KeyRecord]:
         return self._keys(None if agent_id is None else t.keys.c.agent_id == agent_id)
 
+    def key_digests(self, key_ids: Sequence[str] | None = None) -> dict[str, str]:
+        query = sa.select(t.keys.c.id, t.keys.c.digest)
+        if key_ids is not None:
+            query = query.where(t.keys.c.id.in_(key_ids))
+        return {r.id: r.digest for r in self._c.execute(query)}
+
     def revoke_keys(self, key_ids: Sequence[str], at: datetime, reason: str) -> list[str]:
         if not key_ids:
             return []
@@ -453,7 +517,12 @@ class _SqlTransaction(Transaction):
             self._c.execute(
                 t.keys.update().where(t.keys.c.id.in_(pending)).values(revoked_at=_ts(at), revoked_reason=reason)
             )
+        for key_id in pending:
+            self._changed("key", key_id)
         return pending
+
+    def touch_key(self, key_id: str, at: datetime, source_ip: str | None) -> None:
+        self._c.execute(t.keys.update().where(t.keys.c.id == key_id).values(last_used_at=_ts(at), last_used_ip=source_ip))
 
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
         stamp = {"last_used_at": _ts(at), "last_used_ip": source_ip}
@@ -471,6 +540,88 @@ class _SqlTransaction(Transaction):
 
     def set_key_budgets(self, key_id: str, budgets: Sequence[Budget]) -> None:
         self._set_budgets("key", key_id, budgets)
+        self._changed("key", key_id)
+
+    # -- spend --------------------------------------------------------------------------------------
+    def add_spend(self, rows: Sequence[SpendRow]) -> None:
+        s = t.spend.c
+        for row in rows:
+            where = (
+                s.scope == row.scope,
+                s.owner_id == row.owner_id,
+                s.period == row.period.value,
+                s.period_start == _ts(row.period_start),
+            )
+            done = self._c.execute(t.spend.update().where(*where).values(micros=s.micros + row.micros))
+            if done.rowcount == 0:
+                self._c.execute(
+                    t.spend.insert().values(
+                        scope=row.scope,
+                        owner_id=row.owner_id,
+                        period=row.period.value,
+                        period_start=_ts(row.period_start),
+                        micros=row.micros,
+                    )
+                )
+
+    def get_spend(self, since: datetime | None = None) -> list[SpendRow]:
+        query = sa.select(t.spend)
+        if since is not None:
+            query = query.where(t.spend.c.period_start >= _ts(since))
+        return [
+            SpendRow(r.scope, r.owner_id, Period(r.period), _dt_req(r.period_start), int(r.micros))
+            for r in self._c.execute(query)
+        ]
+
+    # -- spend thresholds -----------------------------------------------------------------------------
+    def set_alerts(self, agent_id: str, thresholds: Sequence[Threshold]) -> None:
+        self._c.execute(t.alerts.delete().where(t.alerts.c.agent_id == agent_id))
+        if thresholds:
+            self._c.execute(
+                t.alerts.insert(),
+                [
+                    {"id": th.id, "agent_id": agent_id, "amount_micros": th.amount_micros, "period": th.period.value,
+                     "action": th.action.value}
+                    for th in thresholds
+                ],
+            )
+        self._changed("alerts", agent_id)
+
+    def list_alerts(self, agent_id: str | None = None) -> dict[str, tuple[Threshold, ...]]:
+        query = sa.select(t.alerts).order_by(t.alerts.c.amount_micros, t.alerts.c.id)
+        if agent_id is not None:
+            query = query.where(t.alerts.c.agent_id == agent_id)
+        found: dict[str, list[Threshold]] = defaultdict(list)
+        for r in self._c.execute(query):
+            found[r.agent_id].append(Threshold(r.id, int(r.amount_micros), Period(r.period), Action(r.action)))
+        return {owner: tuple(items) for owner, items in found.items()}
+
+    def record_firing(self, threshold_id: str, period_start: datetime, at: datetime) -> bool:
+        exists = self._c.execute(
+            sa.select(t.alert_firings.c.alert_id).where(
+                t.alert_firings.c.alert_id == threshold_id, t.alert_firings.c.period_start == _ts(period_start)
+            )
+        ).first()
+        if exists is not None:
+            return False
+        self._c.execute(
+            t.alert_firings.insert().values(alert_id=threshold_id, period_start=_ts(period_start), fired_at=_ts(at))
+        )
+        return True
+
+    def fired_since(self, since: datetime) -> set[tuple[str, datetime]]:
+        query = sa.select(t.alert_firings).where(
+            sa.or_(t.alert_firings.c.period_start >= _ts(since), t.alert_firings.c.period_start == 0)
+        )
+        return {(r.alert_id, _dt_req(r.period_start)) for r in self._c.execute(query)}
+
+    # -- change feed ----------------------------------------------------------------------------------
+    def changes_since(self, seq: int, limit: int = 10_000) -> list[Change]:
+        query = sa.select(t.changes).where(t.changes.c.seq > seq).order_by(t.changes.c.seq).limit(limit)
+        return [Change(int(r.seq), r.kind, r.ref) for r in self._c.execute(query)]
+
+    def last_change_seq(self) -> int:
+        return int(self._c.execute(sa.select(sa.func.max(t.changes.c.seq))).scalar() or 0)
 
 
 def _json_list(value: Any) -> list[str]:

@@ -1,0 +1,265 @@
+"""``gatepass serve``: run the data plane and the control plane for one home.
+
+One gateway process owns a home: it holds ``gateway.lock`` for as long as it runs, and a second
+one is refused with the first one's pid. On SIGTERM or SIGINT it stops accepting, lets in-flight
+requests finish (up to ``shutdown_grace`` seconds; what is still running then is settled and
+audited as it ends), writes the spend it holds, flushes the audit log and releases the lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from gatepass.alerts import FanoutNotifier, LoopBreaker, Notifier, SmtpNotifier, WebhookNotifier
+from gatepass.audit import AsyncAuditWriter, AuditEvent
+from gatepass.config import parse_listen
+from gatepass.control.adminapi import make_admin_app
+from gatepass.control.app import Gatepass
+from gatepass.control.runtime import (
+    GatewayInfo,
+    admin_token,
+    read_gateway_info,
+    remove_gateway_info,
+    webhook_secret,
+    write_gateway_info,
+)
+from gatepass.control.spendreport import spend_report
+from gatepass.dataplane.gateway import Gateway
+from gatepass.dataplane.parts import GatewayParts
+from gatepass.dataplane.http.client import UpstreamPool
+from gatepass.dataplane.alerting import AlertEngine
+from gatepass.dataplane.exchange import Denial
+from gatepass.dataplane.http.server import HttpServer, ServerLimits, new_event_loop, start_server
+from gatepass.dataplane.metrics import Metrics
+from gatepass.dataplane.refusal import refusal_response
+from gatepass.dataplane.spend import SpendLedger
+from gatepass.dataplane.state import RuntimeState
+from gatepass.errors import GatepassError
+from gatepass.metering.counters import MemoryCounters
+from gatepass.metering.prices import PriceTable
+from gatepass.metering.ratelimit import RateLimiter
+from gatepass.sensitive import Secret
+from gatepass.units import Period, period_start
+
+__all__ = ["GatewayService", "serve"]
+
+log = logging.getLogger("gatepass.serve")
+
+
+class GatewayService:
+    """A started gateway: both listeners, the in-memory state, and the background tasks."""
+
+    def __init__(self, app: Gatepass, *, listen: str | None = None, admin_listen: str | None = None) -> None:
+        self.app = app
+        config = app.config.gateway
+        self.listen = parse_listen(listen or config.listen)
+        self.admin_listen = parse_listen(admin_listen or config.admin_listen)
+        self.metrics = Metrics()
+        self.state = RuntimeState(app.vault)
+        self.counters = MemoryCounters()
+        self.started = time.monotonic()
+        self._lock_fd: int | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._refresh_lock = asyncio.Lock()
+        self.data_server: HttpServer | None = None
+        self._ports = (0, 0)  # as bound
+        self._admin_runner: web.AppRunner | None = None
+
+    # -- start and stop -----------------------------------------------------------------------
+    def _take_lock(self) -> None:
+        path = self.app.home.path / "gateway.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            other = read_gateway_info(self.app.home)
+            who = f"pid {other.pid}, listening on {other.listen}" if other else "another process"
+            raise GatepassError(f"a gateway ({who}) already serves {self.app.home.path}: stop it first, "
+                                "or use another GATEPASS_HOME") from None
+        self._lock_fd = fd
+
+    async def start(self) -> None:
+        self._take_lock()
+        app = self.app
+        app.notify_changes = False  # the gateway applies its own changes; no need to call itself
+        config = app.config.gateway
+        try:
+            with app.read() as tx:
+                self.state.load(tx)
+                now = app.now()
+                since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
+                replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, since)
+            self.spend = SpendLedger(app.store)
+            self.audit = AsyncAuditWriter(app.audit)
+            self.alerts = AlertEngine(app, self.state, self.counters, self.audit, _notifier(app), self.refresh)
+            with app.read() as tx:
+                self.alerts.load(tx, since)
+            self.pool = UpstreamPool(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
+            vault = app.vault
+            self.gateway = Gateway(GatewayParts(
+                state=self.state, digest=lambda text: vault.key_digest(Secret(text)),
+                prices=PriceTable.load(_price_overrides(app)), counters=self.counters, limiter=RateLimiter(),
+                audit=self.audit, pool=self.pool, spend=self.spend, metrics=self.metrics, breaker=_breaker(app),
+                max_response_bytes=config.max_response_bytes, clock=app.clock,
+                on_settled=self.alerts.on_settled, on_loop=self.alerts.on_loop))
+            self.data_server = await start_server(self.gateway.handle, *self.listen,
+                                                  limits=ServerLimits(max_body_bytes=config.max_body_bytes),
+                                                  error_body=self._protocol_error_body)
+            token = admin_token(app.home, create=True)
+            assert token is not None
+            self._admin_runner = web.AppRunner(make_admin_app(self, token), access_log=None)
+            await self._admin_runner.setup()
+            await web.TCPSite(self._admin_runner, *self.admin_listen).start()
+            self._ports = (self.data_server.port, self._admin_runner.addresses[0][1])
+            self._tasks = [asyncio.create_task(self.spend.run()), asyncio.create_task(self._poll_changes())]
+            write_gateway_info(app.home, GatewayInfo(os.getpid(), self.data_url, self.admin_url,
+                                                     datetime.now(UTC).isoformat()))
+            await self.audit.write(AuditEvent(actor=app.actor, action="gateway.start", target=self.data_url,
+                                              decision="ok", reason="admin",
+                                              meta={"admin": self.admin_url, "pid": os.getpid(),
+                                                    "agents": len(self.state.agents), "keys": len(self.state.keys),
+                                                    "spend_replayed": replayed}))
+        except BaseException:
+            await self._cleanup()
+            raise
+
+    @property
+    def data_url(self) -> str:
+        """The data plane's URL (with the real port once listening, also after port 0)."""
+        host, port = self.listen
+        return f"http://{_host(host)}:{self._ports[0] or port}"
+
+    @property
+    def admin_url(self) -> str:
+        host, port = self.admin_listen
+        return f"http://{_host(host)}:{self._ports[1] or port}"
+
+    async def stop(self) -> None:
+        grace = self.app.config.gateway.shutdown_grace
+        if self.data_server is not None:
+            await self.data_server.close(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.alerts.drain()
+        await asyncio.to_thread(self.spend.flush)
+        await self.audit.write(AuditEvent(actor=self.app.actor, action="gateway.stop", target=self.data_url,
+                                          decision="ok", reason="admin", meta={}))
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if hasattr(self, "audit"):
+            await self.audit.close()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+            self._admin_runner = None
+        if hasattr(self, "pool"):
+            await self.pool.close()
+        if self._lock_fd is not None:
+            remove_gateway_info(self.app.home)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- the change feed --------------------------------------------------------------------------
+    async def refresh(self) -> int:
+        """Apply what changed in the store since the last look (called on notification and by the poll)."""
+        async with self._refresh_lock:
+            with self.app.read() as tx:
+                changes = tx.changes_since(self.state.seq)
+                for change in changes:
+                    if change.kind == "alerts":
+                        self.alerts.reload(tx, change.ref)
+                return self.state.apply(tx, changes) if changes else 0
+
+    async def _poll_changes(self) -> None:
+        interval = self.app.config.gateway.change_poll_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("could not read the change feed; will retry")
+
+    # -- reports ----------------------------------------------------------------------------------
+    def spend_report(self) -> dict[str, Any]:
+        keys = [k for k in self.state.keys.values()]
+        return spend_report(sorted(self.state.agents.values(), key=lambda a: a.name), keys, self.app.now(),
+                            self.counters.totals, source="gateway")
+
+    def status(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "listen": self.data_url, "admin": self.admin_url,
+                "uptime_seconds": round(time.monotonic() - self.started, 1),
+                "in_flight": self.data_server.in_flight if self.data_server else 0,
+                "agents": len(self.state.agents), "keys": len(self.state.keys),
+                "upstreams": sorted(self.state.upstreams), "change_seq": self.state.seq}
+
+    def _protocol_error_body(self, path: str, status: int, code: str, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+        name = path.lstrip("/").split("/", 1)[0]
+        entry = self.state.upstreams.get(name)
+        _, headers, body = refusal_response(Denial(status, code, message), "req_protocol", entry.provider if entry else None)
+        return headers, body
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _notifier(app: Gatepass) -> Notifier | None:
+    config = app.config.alerts
+    channels: list[Notifier] = []
+    if config.webhook_url:
+        channels.append(WebhookNotifier(config.webhook_url, webhook_secret(app.home)))
+    if config.smtp_host:
+        password = app.env.get("GATEPASS_SMTP_PASSWORD")
+        channels.append(SmtpNotifier(config.smtp_host, config.smtp_port, config.smtp_from,
+                                     starttls=config.smtp_starttls, username=config.smtp_username or None,
+                                     password=Secret(password) if password else None))
+    return FanoutNotifier(channels) if channels else None
+
+
+def _breaker(app: Gatepass) -> LoopBreaker | None:
+    config = app.config.alerts
+    if config.loop_max_repeats == 0:
+        return None
+    return LoopBreaker(config.loop_window_seconds, config.loop_max_repeats)
+
+
+def _price_overrides(app: Gatepass) -> dict[str, Any]:
+    return dict(app.config.prices)
+
+
+def serve(app: Gatepass, *, listen: str | None = None, admin_listen: str | None = None,
+          ready: Any = None) -> None:
+    """Run until SIGTERM or SIGINT (blocking)."""
+    loop = new_event_loop()
+    asyncio.set_event_loop(loop)
+    service = GatewayService(app, listen=listen, admin_listen=admin_listen)
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        await service.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if ready is not None:
+            ready(service)
+        await stop.wait()
+        await service.stop()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

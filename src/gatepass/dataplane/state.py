@@ -1,0 +1,190 @@
+"""What the gateway holds in memory: keys, agents, grants, upstreams with their credentials.
+
+The per-request path reads only this (no table it can cache). It is loaded from the store at
+start-up and kept current by the change feed: every write to the store appends (kind, ref) to it,
+and :meth:`RuntimeState.apply` reloads just what changed. A revocation is therefore visible to the
+next request as soon as the gateway has read the feed (at once when the CLI notifies the gateway,
+within the poll interval otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import NoReturn
+
+from gatepass.dataplane.http.client import Origin
+from gatepass.model import Agent, AuthStyle, Grant, KeyRecord, Upstream
+from gatepass.providers import Provider, get_provider
+from gatepass.sensitive import Secret
+from gatepass.store import Transaction
+from gatepass.store.interface import Change
+from gatepass.vault import Vault
+
+__all__ = ["Credential", "RuntimeState", "UpstreamEntry", "credential_for"]
+
+log = logging.getLogger(__name__)
+
+
+class Credential:
+    """The one header that carries an upstream secret. Prints as a mask; cannot be pickled."""
+
+    __slots__ = ("_value", "name")
+
+    def __init__(self, name: bytes, value: bytes) -> None:
+        self.name = name
+        self._value = value
+
+    def header(self) -> tuple[bytes, bytes]:
+        return self.name, self._value
+
+    def __repr__(self) -> str:
+        return f"Credential({self.name.decode()!r}, '[secure]')"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("Credential cannot be pickled")
+
+
+def credential_for(auth: AuthStyle, secret: Secret) -> Credential | None:
+    value = secret.reveal().encode("utf-8")
+    match auth.kind:
+        case "bearer":
+            return Credential(b"authorization", b"Bearer " + value)
+        case "basic":
+            return Credential(b"authorization", b"Basic " + base64.b64encode(value))
+        case "header":
+            return Credential((auth.header or "").lower().encode("ascii"), value)
+        case _:
+            return None
+
+
+@dataclass(slots=True)
+class UpstreamEntry:
+    """An upstream ready for traffic. ``problem`` says why it cannot carry a credential, if so."""
+
+    upstream: Upstream
+    provider: Provider
+    origin: Origin
+    base_path: bytes
+    credential: Credential | None
+    problem: str | None
+
+
+class RuntimeState:
+    """The gateway's in-memory view of the store."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+        self.keys: dict[str, KeyRecord] = {}  # digest -> record
+        self._digest_of: dict[str, str] = {}  # key id -> digest
+        self.agents: dict[str, Agent] = {}  # id -> agent
+        self.agent_ids: dict[str, str] = {}  # name -> id
+        self.grants: dict[str, tuple[Grant, ...]] = {}  # agent id -> grants
+        self.upstreams: dict[str, UpstreamEntry] = {}
+        self.seq = 0
+
+    # -- loading ----------------------------------------------------------------------------------
+    def load(self, tx: Transaction) -> None:
+        self.seq = tx.last_change_seq()
+        self.agents = {a.id: a for a in tx.list_agents()}
+        self.agent_ids = {a.name: a.id for a in self.agents.values()}
+        grants: dict[str, list[Grant]] = {}
+        for grant in tx.list_grants():
+            grants.setdefault(grant.agent_id, []).append(grant)
+        self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
+        digests = tx.key_digests()
+        self.keys = {}
+        self._digest_of = {}
+        for record in tx.list_keys():
+            digest = digests.get(record.id)
+            if digest is not None:
+                self._put_key(record, digest)
+        self.upstreams = {}
+        for upstream in tx.list_upstreams():
+            self._put_upstream(tx, upstream)
+
+    def apply(self, tx: Transaction, changes: Iterable[Change]) -> int:
+        """Reload what the changes name; returns how many were applied."""
+        count = 0
+        for change in changes:
+            match change.kind:
+                case "agent":
+                    self._reload_agent(tx, change.ref)
+                case "key":
+                    self._reload_key(tx, change.ref)
+                case "grants":
+                    self.grants[change.ref] = tuple(tx.list_grants(change.ref))
+                case "upstream":
+                    self._reload_upstream(tx, change.ref)
+                case "secret":
+                    for upstream in tx.list_upstreams():
+                        if upstream.secret_name == change.ref:
+                            self._put_upstream(tx, upstream)
+                case _:
+                    pass  # settings and alerts are read where they are used
+            self.seq = max(self.seq, change.seq)
+            count += 1
+        return count
+
+    def _reload_agent(self, tx: Transaction, agent_id: str) -> None:
+        agent = tx.get_agent_by_id(agent_id)
+        old = self.agents.pop(agent_id, None)
+        if old is not None:
+            self.agent_ids.pop(old.name, None)
+        if agent is None:
+            self.grants.pop(agent_id, None)
+            for record in [r for r in self.keys.values() if r.agent_id == agent_id]:
+                self._drop_key(record.id)
+            return
+        self.agents[agent_id] = agent
+        self.agent_ids[agent.name] = agent_id
+
+    def _reload_key(self, tx: Transaction, key_id: str) -> None:
+        record = tx.get_key(key_id)
+        digest = tx.key_digests([key_id]).get(key_id) if record is not None else None
+        self._drop_key(key_id)
+        if record is not None and digest is not None:
+            self._put_key(record, digest)
+
+    def _put_key(self, record: KeyRecord, digest: str) -> None:
+        self.keys[digest] = record
+        self._digest_of[record.id] = digest
+
+    def _drop_key(self, key_id: str) -> None:
+        digest = self._digest_of.pop(key_id, None)
+        if digest is not None:
+            self.keys.pop(digest, None)
+
+    def replace_key(self, record: KeyRecord) -> None:
+        """Swap in a newer copy of a key (the gateway's own use counting)."""
+        digest = self._digest_of.get(record.id)
+        if digest is not None:
+            self.keys[digest] = record
+
+    def _reload_upstream(self, tx: Transaction, name: str) -> None:
+        upstream = tx.get_upstream(name)
+        self.upstreams.pop(name, None)
+        if upstream is not None:
+            self._put_upstream(tx, upstream)
+
+    def _put_upstream(self, tx: Transaction, upstream: Upstream) -> None:
+        provider = get_provider(upstream.type.value)
+        origin = Origin.parse(upstream.base_url)
+        credential: Credential | None = None
+        problem: str | None = None
+        if upstream.auth.kind != "none":
+            sealed = tx.get_secret(upstream.secret_name) if upstream.secret_name else None
+            if upstream.secret_name is None:
+                problem = f"upstream {upstream.name} has no secret: gatepass upstream update {upstream.name} --secret NAME"
+            elif sealed is None:
+                problem = (f"secret {upstream.secret_name} is not in the vault: gatepass secret add "
+                           f"{upstream.secret_name} --upstream {upstream.name}")
+            elif sealed.upstream != upstream.name:
+                # A credential leaves the vault only for its own upstream (invariant 1).
+                problem = f"secret {sealed.name} belongs to upstream {sealed.upstream}, not {upstream.name}"
+            else:
+                credential = credential_for(upstream.auth, self._vault.open_secret(sealed))
+        self.upstreams[upstream.name] = UpstreamEntry(upstream, provider, origin, origin.base_path, credential,
+                                                      problem)

@@ -1,0 +1,1 @@
+"""Metering: prices of model tokens and the cost of a request."""
