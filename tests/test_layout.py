@@ -18,6 +18,7 @@ COVERED_ELSEWHERE = {
     "control/grants.py",
     "control/upstreams.py",
     "control/credentials.py",  # tests/cli
+    "control/alerts.py",  # tests/cli/test_alerts.py
     "store/interface.py",
     "store/schema.py",  # tests/store/test_sql.py
     "store/migrations/env.py",
@@ -25,6 +26,10 @@ COVERED_ELSEWHERE = {
     "credpatterns.py",  # tests/policy/test_document.py
     "audit/_files.py",  # tests/audit/test_log.py and test_reader.py
     "model.py",
+    "dataplane/exchange.py",  # the Exchange travels every tests/dataplane/test_gateway_*.py request
+    "control/serve.py",
+    "control/adminapi.py",
+    "control/runtime.py",  # tests/cli/test_gateway.py runs them
 }
 
 
@@ -34,8 +39,10 @@ def test_every_module_has_a_test_file() -> None:
         rel = module.relative_to(SRC).as_posix()
         if rel in COVERED_ELSEWHERE or rel.endswith("__init__.py") or "/versions/" in rel:
             continue
-        test = ROOT / "tests" / Path(rel).parent / f"test_{module.name}"
-        if not test.exists():
+        folder = ROOT / "tests" / Path(rel).parent
+        test = folder / f"test_{module.name}"
+        # test_<module>.py, or a family test_<module>_*.py (e.g. test_gateway_sdks.py for gateway.py)
+        if not test.exists() and not list(folder.glob(f"test_{module.stem}_*.py")):
             missing.append(f"{rel} -> {test.relative_to(ROOT)}")
     assert not missing, "modules without a test file:\n" + "\n".join(missing)
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatepass.names import DEFAULT_ENVIRONMENTS
 from gatepass.errors import ConfigError
+from gatepass.names import DEFAULT_ENVIRONMENTS
 from gatepass.tomlfile import config_error, load_toml, validate
 
 __all__ = [
@@ -54,6 +54,11 @@ class AuditConfig(_Section):
     checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
     #: ... or this many seconds, whichever comes first.
     checkpoint_seconds: float = Field(default=10.0, gt=0, le=86400)
+    #: The gateway's request records: "fsync" = fsynced (group-committed) before the response is
+    #: released; "write" = written to the file before release (safe from a crash of the gateway),
+    #: fsynced within sync_interval_ms (a power cut can lose that interval). CLI changes always fsync.
+    durability: Literal["fsync", "write"] = "fsync"
+    sync_interval_ms: int = Field(default=10, ge=1, le=1000)
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -127,6 +132,10 @@ environments = ["dev", "test", "staging", "prod"]
 # A signed checkpoint at least every N records or S seconds: truncation before it is detectable.
 checkpoint_every = 1000
 checkpoint_seconds = 10.0
+# Request records: "fsync" before each response is released (group commit), or "write" before release
+# and fsync within sync_interval_ms (faster; a power cut can lose that interval).
+durability = "fsync"
+sync_interval_ms = 10
 
 [gateway]
 # The data plane (agent traffic) and the control plane (health, metrics, admin API).

@@ -10,11 +10,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
 from gatepass.errors import InvalidInputError
 from gatepass.units import Budget
 
 __all__ = [
+    "NO_LIMITS",
     "Agent",
     "AgentStatus",
     "AuthStyle",
@@ -111,6 +113,10 @@ class RateLimits:
         return ", ".join(f"{k} {v}" for k, v in self.items()) or "none"
 
 
+#: No rate limit of any kind (shared: RateLimits is immutable).
+NO_LIMITS: Final = RateLimits()
+
+
 @dataclass(frozen=True, slots=True)
 class Agent:
     id: str
@@ -124,7 +130,7 @@ class Agent:
     updated_at: datetime
     status_reason: str | None = None
     budgets: tuple[Budget, ...] = ()
-    limits: RateLimits = RateLimits()
+    limits: RateLimits = NO_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +181,7 @@ class KeyRecord:
     cidrs: tuple[str, ...] = ()
     upstreams: tuple[str, ...] = ()
     budgets: tuple[Budget, ...] = ()
-    limits: RateLimits = RateLimits()
+    limits: RateLimits = NO_LIMITS
     last_used_at: datetime | None = None
     last_used_ip: str | None = None
     revoked_at: datetime | None = None

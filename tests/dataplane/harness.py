@@ -107,8 +107,9 @@ class Reply:
         return json.loads(self.body)
 
 
-def http(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None,
-         timeout: float = 30) -> Reply:
+def http(
+    method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None, timeout: float = 30
+) -> Reply:
     """One plain HTTP/1.1 request (http.client), for what the SDKs would not send."""
     import http.client
     from urllib.parse import urlsplit

@@ -96,7 +96,8 @@ def test_key_budget_applies_on_top_of_the_agents(setup: Setup) -> None:
     except anthropic.APIStatusError as exc:
         assert exc.status_code == 402 and "key's" in str(exc)
     anthropic.Anthropic(base_url=setup.url + "/anthropic", api_key=setup.key).messages.create(
-        model=HAIKU, max_tokens=8, messages=MSG)
+        model=HAIKU, max_tokens=8, messages=MSG
+    )
 
 
 def test_a_client_that_disconnects_mid_stream_is_still_charged(setup: Setup) -> None:
@@ -104,8 +105,10 @@ def test_a_client_that_disconnects_mid_stream_is_still_charged(setup: Setup) -> 
     body = json.dumps({"model": HAIKU, "max_tokens": 64, "stream": True, "messages": MSG}).encode()
     host, port = setup.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     b"x-api-key: " + setup.key.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        sock.sendall(
+            b"POST /anthropic/v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"x-api-key: " + setup.key.encode() + b"\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
         first = sock.recv(4096)
         assert b"200" in first.split(b"\r\n", 1)[0]
     deadline = time.monotonic() + 10

@@ -71,8 +71,11 @@ def test_anthropic_async_client(setup: Setup) -> None:
 
 def test_openai_chat_stream_without_usage_gets_no_usage_chunk_but_is_metered(setup: Setup) -> None:
     client = openai.OpenAI(base_url=setup.url + "/openai/v1", api_key=setup.key)
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", stream=True, max_tokens=32,
-                                                 messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, max_tokens=32, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
     assert chunks and all(c.usage is None for c in chunks)
     assert setup.fake.requests[-1].json()["stream_options"] == {"include_usage": True}
     (record,) = setup.audit()
@@ -81,8 +84,14 @@ def test_openai_chat_stream_without_usage_gets_no_usage_chunk_but_is_metered(set
 
 def test_openai_chat_stream_with_usage_and_non_stream_and_responses_and_embeddings(setup: Setup) -> None:
     client = openai.OpenAI(base_url=setup.url + "/openai/v1", api_key=setup.key)
-    chunks = list(client.chat.completions.create(model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
-                                                 messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            stream=True,
+            stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    )
     assert chunks[-1].usage is not None
     completion = client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
     assert completion.usage is not None
@@ -97,6 +106,7 @@ def test_openai_chat_stream_with_usage_and_non_stream_and_responses_and_embeddin
     assert len(records) == 5 and all(r["meta"]["cost_micros"] > 0 for r in records)
     usage = completion.usage
     cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
-    expected = _cost("openai", "gpt-4o", Usage(usage.prompt_tokens - (cached or 0), usage.completion_tokens, 0,
-                                                cached or 0))
+    expected = _cost(
+        "openai", "gpt-4o", Usage(usage.prompt_tokens - (cached or 0), usage.completion_tokens, 0, cached or 0)
+    )
     assert records[1]["meta"]["cost_micros"] == expected

@@ -89,6 +89,7 @@ class AuditLog:
         self._seconds = checkpoint_seconds
         self._clock = clock or _utc_now
         self.fsync_count = 0
+        self._unsynced = False  # records written by non-durable appends and not yet fsynced
         self._mutex = threading.Lock()
         self._closed = False
         self._appended = False
@@ -128,18 +129,20 @@ class AuditLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def append(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    def append(self, events: Sequence[AuditEvent], *, durable: bool = True) -> list[AuditRecord]:
         """Append ``events`` as one batch (one write, one fsync) and return their records.
 
-        Raises :class:`AuditWriteError` when the batch is not durable; the file is then left as it
-        was. A torn last line left by a crash is first moved aside and noted by an extra
+        With ``durable=False`` the batch is written to the file (it survives a crash of this
+        process) and fsynced later by :meth:`sync` or by the next durable append or checkpoint.
+        Raises :class:`AuditWriteError` when the batch could not be written; the file is then left
+        as it was. A torn last line left by a crash is first moved aside and noted by an extra
         ``audit.recovered`` record (committed on its own, not returned).
         """
         if not events:
             return []
         with self._locked(fcntl.LOCK_EX):
             self._sync_log()
-            records = self._commit(events)
+            records = self._commit(events, durable=durable)
             self._appended = True
             try:
                 if self._checkpoint_due():
@@ -149,6 +152,23 @@ class AuditLog:
                 # by close(), which raises if it still fails.
                 _log.warning("audit checkpoint deferred: %s", exc)
         return records
+
+    def sync(self) -> bool:
+        """Fsync what non-durable appends wrote; True if there was something to sync. The lock is
+        not held during the fsync, so appends go on meanwhile."""
+        with self._mutex:
+            self._check_open()
+            if not self._unsynced:
+                return False
+            self._unsynced = False
+            fd = self._log_fd
+        try:
+            self._fsync(fd)
+        except OSError as exc:
+            with self._mutex:
+                self._unsynced = True
+            raise self._error("sync", exc) from exc
+        return True
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign and write a checkpoint of the last record now, unless one already covers it."""
@@ -282,8 +302,8 @@ class AuditLog:
         )
         self._commit([event])
 
-    def _commit(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Write ``events`` after the known head in one write and one fsync (under the lock)."""
+    def _commit(self, events: Sequence[AuditEvent], *, durable: bool = True) -> list[AuditRecord]:
+        """Write ``events`` after the known head in one write and (if ``durable``) one fsync (under the lock)."""
         ts = format_ts(self._now())
         records: list[AuditRecord] = []
         seq, prev = self._seq, self._hash
@@ -298,7 +318,11 @@ class AuditLog:
         start = self._log_size
         try:
             _files.write_all(self._log_fd, data)
-            self._fsync(self._log_fd)
+            if durable:
+                self._fsync(self._log_fd)  # makes earlier non-durable writes durable too
+                self._unsynced = False
+            else:
+                self._unsynced = True
         except OSError as exc:
             self._log_size = -1
             try:
@@ -361,6 +385,12 @@ class AuditLog:
         self._sync_checkpoints()
         if self._seq <= self._cp_seq:
             return None
+        if self._unsynced:  # a checkpoint never covers records that are not durable
+            try:
+                self._fsync(self._log_fd)
+            except OSError as exc:
+                raise self._error("sync", exc) from exc
+            self._unsynced = False
         moment = self._now()
         checkpoint = sign_checkpoint(self._key, self._seq, self._hash, format_ts(moment))
         start = self._cp_size

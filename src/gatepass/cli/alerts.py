@@ -55,13 +55,19 @@ def alert_list(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     """Every agent's thresholds."""
     with open_app(ctx).read() as tx:
         found = alert_ops.list_alerts(tx, agent)
-    rows = [(name, t.id, format_usd(t.amount_micros), t.period.value, t.action.value)
-            for name, items in sorted(found.items()) for t in items]
+    rows = [
+        (name, t.id, format_usd(t.amount_micros), t.period.value, t.action.value)
+        for name, items in sorted(found.items())
+        for t in items
+    ]
     if as_json:
         echo_json([{"agent": r[0], "id": r[1], "amount": r[2], "period": r[3], "action": r[4]} for r in rows])
         return
-    echo_table(("agent", "id", "amount", "period", "action"), rows,
-               empty="no thresholds; add some with gatepass alert add AGENT 10:warn 50:stop")
+    echo_table(
+        ("agent", "id", "amount", "period", "action"),
+        rows,
+        empty="no thresholds; add some with gatepass alert add AGENT 10:warn 50:stop",
+    )
 
 
 @alert_group.command("webhook-secret")

@@ -39,9 +39,11 @@ def split_values(values: Iterable[str]) -> list[str]:
 
 def limit_options(func: F) -> F:
     """--rpm, --tpm and --concurrency, for agents and keys."""
-    for name, text in (("concurrency", "Most requests in flight at once."),
-                       ("tpm", "Most tokens per minute (input + output, as the provider reports them)."),
-                       ("rpm", "Most requests per minute.")):
+    for name, text in (
+        ("concurrency", "Most requests in flight at once."),
+        ("tpm", "Most tokens per minute (input + output, as the provider reports them)."),
+        ("rpm", "Most requests per minute."),
+    ):
         func = click.option(f"--{name}", type=int, metavar="N", help=text)(func)
     return func
 

@@ -20,9 +20,14 @@ __all__ = ["register"]
 
 
 @click.command("serve")
-@click.option("--listen", metavar="HOST:PORT", help="Data plane: agent traffic (default from config.toml, 127.0.0.1:8790).")
-@click.option("--admin-listen", metavar="HOST:PORT",
-              help="Control plane: health, /metrics, admin API (default 127.0.0.1:8791; admin token required).")
+@click.option(
+    "--listen", metavar="HOST:PORT", help="Data plane: agent traffic (default from config.toml, 127.0.0.1:8790)."
+)
+@click.option(
+    "--admin-listen",
+    metavar="HOST:PORT",
+    help="Control plane: health, /metrics, admin API (default 127.0.0.1:8791; admin token required).",
+)
 @click.pass_context
 def serve_command(ctx: click.Context, listen: str | None, admin_listen: str | None) -> None:
     """Run the gateway: agents call http://HOST:PORT/{upstream}/... with their gatepass keys.
@@ -41,8 +46,10 @@ def serve_command(ctx: click.Context, listen: str | None, admin_listen: str | No
 
     def ready(service: GatewayService) -> None:
         note(f"gatepass gateway for {app.home.path}")
-        note(f"  data plane    {service.data_url}/{{upstream}}/...  ({len(service.state.upstreams)} upstreams, "
-             f"{len(service.state.agents)} agents, {len(service.state.keys)} keys)")
+        note(
+            f"  data plane    {service.data_url}/{{upstream}}/...  ({len(service.state.upstreams)} upstreams, "
+            f"{len(service.state.agents)} agents, {len(service.state.keys)} keys)"
+        )
         note(f"  control plane {service.admin_url}  (token in {app.home.path / 'admin.token'})")
 
     serve(app, listen=listen, admin_listen=admin_listen, ready=ready)
@@ -63,8 +70,9 @@ def spend_command(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     report = call_gateway(app.home, "GET", "/v1/spend")
     if report is None:
         with app.read() as tx:
-            report = spend_report(tx.list_agents(), tx.list_keys(), app.now(), store_totals(tx.get_spend()),
-                                  source="store")
+            report = spend_report(
+                tx.list_agents(), tx.list_keys(), app.now(), store_totals(tx.get_spend()), source="store"
+            )
     if agent is not None:
         report["agents"] = [a for a in report["agents"] if a["agent"] == agent]
         if not report["agents"]:
@@ -75,14 +83,21 @@ def spend_command(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     rows = []
     for item in report["agents"]:
         for scope, name, periods in [("agent", item["agent"], item["periods"])] + [
-                ("key", k["key"], k["periods"]) for k in item["keys"]]:
+            ("key", k["key"], k["periods"]) for k in item["keys"]
+        ]:
             for line in periods:
                 if line["spent_micros"] or line["budget_micros"] is not None:
                     left = "-" if line["left_micros"] is None else f"${line['left_micros'] / 1e6:,.2f}"
-                    rows.append((name if scope == "agent" else f"  {name}", line["period"], line["spent"],
-                                 line["budget"] or "-", left))
-    echo_table(("agent / key", "period", "spent", "budget", "left"), rows,
-               empty="no spend and no budgets yet")
+                    rows.append(
+                        (
+                            name if scope == "agent" else f"  {name}",
+                            line["period"],
+                            line["spent"],
+                            line["budget"] or "-",
+                            left,
+                        )
+                    )
+    echo_table(("agent / key", "period", "spent", "budget", "left"), rows, empty="no spend and no budgets yet")
     note(f"figures from the {report['source']} at {report['at']}")
 
 

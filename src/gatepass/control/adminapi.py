@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gatepass.sensitive import Secret
 
@@ -27,7 +28,7 @@ def _service(request: web.Request) -> GatewayService:
     return request.app[_SERVICE]  # type: ignore[return-value]
 
 
-def _require_token(token: Secret) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def _require_token(token: Secret) -> Middleware:
     expected = f"Bearer {token.reveal()}".encode()
 
     @web.middleware
@@ -36,9 +37,10 @@ def _require_token(token: Secret) -> Callable[[web.Request, Handler], Awaitable[
             return await handler(request)
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            return web.json_response({"error": {"type": "unauthorized",
-                                                "message": "send Authorization: Bearer <the home's admin.token>"}},
-                                     status=401)
+            return web.json_response(
+                {"error": {"type": "unauthorized", "message": "send Authorization: Bearer <the home's admin.token>"}},
+                status=401,
+            )
         return await handler(request)
 
     return check

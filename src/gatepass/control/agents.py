@@ -8,7 +8,7 @@ from dataclasses import replace
 from gatepass.control.app import Session
 from gatepass.errors import ConflictError, InvalidInputError, NotFoundError
 from gatepass.keyformat import new_id
-from gatepass.model import Agent, AgentStatus, PolicyMode, RateLimits
+from gatepass.model import NO_LIMITS, Agent, AgentStatus, PolicyMode, RateLimits
 from gatepass.names import parse_agent_name, parse_email
 from gatepass.store import Transaction
 from gatepass.units import Budget
@@ -81,7 +81,7 @@ def create_agent(
     description: str = "",
     budgets: Sequence[Budget] = (),
     mode: PolicyMode = PolicyMode.ENFORCE,
-    limits: RateLimits = RateLimits(),
+    limits: RateLimits = NO_LIMITS,
 ) -> Agent:
     parse_agent_name(name, session.app.config.agents.environments)
     owner, address = agent_addresses(owner, email, name)
@@ -104,8 +104,13 @@ def create_agent(
     session.record(
         "agent.create",
         name,
-        {"owner": owner, "email": address, "budgets": _budget_meta(agent.budgets), "mode": mode.value,
-         "limits": dict(agent.limits.items())},
+        {
+            "owner": owner,
+            "email": address,
+            "budgets": _budget_meta(agent.budgets),
+            "mode": mode.value,
+            "limits": dict(agent.limits.items()),
+        },
     )
     return agent
 

@@ -10,7 +10,7 @@ from gatepass.control.app import Gatepass, Session
 from gatepass.control.upstreams import get_upstream
 from gatepass.errors import AuthenticationError, InvalidInputError, NotFoundError
 from gatepass.keyformat import generate_key, is_well_formed, new_id
-from gatepass.model import Agent, AgentStatus, KeyDefaults, KeyRecord, RateLimits
+from gatepass.model import NO_LIMITS, Agent, AgentStatus, KeyDefaults, KeyRecord, RateLimits
 from gatepass.names import parse_cidr
 from gatepass.policy.decision import Decision, Reason, Request, Result, decide
 from gatepass.sensitive import Secret
@@ -63,7 +63,7 @@ def issue_key(
     cidrs: Sequence[str] = (),
     budgets: Sequence[Budget] = (),
     upstreams: Sequence[str] = (),
-    limits: RateLimits = RateLimits(),
+    limits: RateLimits = NO_LIMITS,
 ) -> tuple[Secret, KeyRecord]:
     """A new key for an active agent. The returned Secret is the only copy: it is never stored."""
     tx = session.tx

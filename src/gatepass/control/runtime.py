@@ -95,8 +95,10 @@ def call_gateway(home: Home, method: str, path: str, *, timeout: float = 2.0) ->
     token = admin_token(home)
     if info is None or token is None:
         return None
-    request = urllib.request.Request(info.admin_url + path, method=method,
-                                     headers={"authorization": f"Bearer {token.reveal()}"})
+    url = info.admin_url + path
+    if not url.startswith("http://"):
+        return None
+    request = urllib.request.Request(url, method=method, headers={"authorization": f"Bearer {token.reveal()}"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback admin URL
             return json.loads(response.read() or b"null")

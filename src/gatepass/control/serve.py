@@ -34,13 +34,13 @@ from gatepass.control.runtime import (
     write_gateway_info,
 )
 from gatepass.control.spendreport import spend_report
-from gatepass.dataplane.gateway import Gateway
-from gatepass.dataplane.parts import GatewayParts
-from gatepass.dataplane.http.client import UpstreamPool
 from gatepass.dataplane.alerting import AlertEngine
 from gatepass.dataplane.exchange import Denial
+from gatepass.dataplane.gateway import Gateway
+from gatepass.dataplane.http.client import UpstreamPool
 from gatepass.dataplane.http.server import HttpServer, ServerLimits, new_event_loop, start_server
 from gatepass.dataplane.metrics import Metrics
+from gatepass.dataplane.parts import GatewayParts, KeyDigests
 from gatepass.dataplane.refusal import refusal_response
 from gatepass.dataplane.spend import SpendLedger
 from gatepass.dataplane.state import RuntimeState
@@ -85,8 +85,9 @@ class GatewayService:
             os.close(fd)
             other = read_gateway_info(self.app.home)
             who = f"pid {other.pid}, listening on {other.listen}" if other else "another process"
-            raise GatepassError(f"a gateway ({who}) already serves {self.app.home.path}: stop it first, "
-                                "or use another GATEPASS_HOME") from None
+            raise GatepassError(
+                f"a gateway ({who}) already serves {self.app.home.path}: stop it first, or use another GATEPASS_HOME"
+            ) from None
         self._lock_fd = fd
 
     async def start(self) -> None:
@@ -101,21 +102,40 @@ class GatewayService:
                 since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
                 replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, since)
             self.spend = SpendLedger(app.store)
-            self.audit = AsyncAuditWriter(app.audit)
+            audit_config = app.config.audit
+            self.audit = AsyncAuditWriter(
+                app.audit,
+                durable=audit_config.durability == "fsync",
+                sync_interval=audit_config.sync_interval_ms / 1000,
+            )
             self.alerts = AlertEngine(app, self.state, self.counters, self.audit, _notifier(app), self.refresh)
             with app.read() as tx:
                 self.alerts.load(tx, since)
             self.pool = UpstreamPool(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
-            vault = app.vault
-            self.gateway = Gateway(GatewayParts(
-                state=self.state, digest=lambda text: vault.key_digest(Secret(text)),
-                prices=PriceTable.load(_price_overrides(app)), counters=self.counters, limiter=RateLimiter(),
-                audit=self.audit, pool=self.pool, spend=self.spend, metrics=self.metrics, breaker=_breaker(app),
-                max_response_bytes=config.max_response_bytes, clock=app.clock,
-                on_settled=self.alerts.on_settled, on_loop=self.alerts.on_loop))
-            self.data_server = await start_server(self.gateway.handle, *self.listen,
-                                                  limits=ServerLimits(max_body_bytes=config.max_body_bytes),
-                                                  error_body=self._protocol_error_body)
+            self.gateway = Gateway(
+                GatewayParts(
+                    state=self.state,
+                    digest=KeyDigests(app.vault),
+                    prices=PriceTable.load(_price_overrides(app)),
+                    counters=self.counters,
+                    limiter=RateLimiter(),
+                    audit=self.audit,
+                    pool=self.pool,
+                    spend=self.spend,
+                    metrics=self.metrics,
+                    breaker=_breaker(app),
+                    max_response_bytes=config.max_response_bytes,
+                    clock=app.clock,
+                    on_settled=self.alerts.on_settled,
+                    on_loop=self.alerts.on_loop,
+                )
+            )
+            self.data_server = await start_server(
+                self.gateway.handle,
+                *self.listen,
+                limits=ServerLimits(max_body_bytes=config.max_body_bytes),
+                error_body=self._protocol_error_body,
+            )
             token = admin_token(app.home, create=True)
             assert token is not None
             self._admin_runner = web.AppRunner(make_admin_app(self, token), access_log=None)
@@ -123,13 +143,25 @@ class GatewayService:
             await web.TCPSite(self._admin_runner, *self.admin_listen).start()
             self._ports = (self.data_server.port, self._admin_runner.addresses[0][1])
             self._tasks = [asyncio.create_task(self.spend.run()), asyncio.create_task(self._poll_changes())]
-            write_gateway_info(app.home, GatewayInfo(os.getpid(), self.data_url, self.admin_url,
-                                                     datetime.now(UTC).isoformat()))
-            await self.audit.write(AuditEvent(actor=app.actor, action="gateway.start", target=self.data_url,
-                                              decision="ok", reason="admin",
-                                              meta={"admin": self.admin_url, "pid": os.getpid(),
-                                                    "agents": len(self.state.agents), "keys": len(self.state.keys),
-                                                    "spend_replayed": replayed}))
+            write_gateway_info(
+                app.home, GatewayInfo(os.getpid(), self.data_url, self.admin_url, datetime.now(UTC).isoformat())
+            )
+            await self.audit.write(
+                AuditEvent(
+                    actor=app.actor,
+                    action="gateway.start",
+                    target=self.data_url,
+                    decision="ok",
+                    reason="admin",
+                    meta={
+                        "admin": self.admin_url,
+                        "pid": os.getpid(),
+                        "agents": len(self.state.agents),
+                        "keys": len(self.state.keys),
+                        "spend_replayed": replayed,
+                    },
+                )
+            )
         except BaseException:
             await self._cleanup()
             raise
@@ -157,8 +189,16 @@ class GatewayService:
         self._tasks = []
         await self.alerts.drain()
         await asyncio.to_thread(self.spend.flush)
-        await self.audit.write(AuditEvent(actor=self.app.actor, action="gateway.stop", target=self.data_url,
-                                          decision="ok", reason="admin", meta={}))
+        await self.audit.write(
+            AuditEvent(
+                actor=self.app.actor,
+                action="gateway.stop",
+                target=self.data_url,
+                decision="ok",
+                reason="admin",
+                meta={},
+            )
+        )
         await self._cleanup()
 
     async def _cleanup(self) -> None:
@@ -197,20 +237,35 @@ class GatewayService:
     # -- reports ----------------------------------------------------------------------------------
     def spend_report(self) -> dict[str, Any]:
         keys = [k for k in self.state.keys.values()]
-        return spend_report(sorted(self.state.agents.values(), key=lambda a: a.name), keys, self.app.now(),
-                            self.counters.totals, source="gateway")
+        return spend_report(
+            sorted(self.state.agents.values(), key=lambda a: a.name),
+            keys,
+            self.app.now(),
+            self.counters.totals,
+            source="gateway",
+        )
 
     def status(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "listen": self.data_url, "admin": self.admin_url,
-                "uptime_seconds": round(time.monotonic() - self.started, 1),
-                "in_flight": self.data_server.in_flight if self.data_server else 0,
-                "agents": len(self.state.agents), "keys": len(self.state.keys),
-                "upstreams": sorted(self.state.upstreams), "change_seq": self.state.seq}
+        return {
+            "pid": os.getpid(),
+            "listen": self.data_url,
+            "admin": self.admin_url,
+            "uptime_seconds": round(time.monotonic() - self.started, 1),
+            "in_flight": self.data_server.in_flight if self.data_server else 0,
+            "agents": len(self.state.agents),
+            "keys": len(self.state.keys),
+            "upstreams": sorted(self.state.upstreams),
+            "change_seq": self.state.seq,
+        }
 
-    def _protocol_error_body(self, path: str, status: int, code: str, message: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    def _protocol_error_body(
+        self, path: str, status: int, code: str, message: str
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]:
         name = path.lstrip("/").split("/", 1)[0]
         entry = self.state.upstreams.get(name)
-        _, headers, body = refusal_response(Denial(status, code, message), "req_protocol", entry.provider if entry else None)
+        _, headers, body = refusal_response(
+            Denial(status, code, message), "req_protocol", entry.provider if entry else None
+        )
         return headers, body
 
 
@@ -225,9 +280,16 @@ def _notifier(app: Gatepass) -> Notifier | None:
         channels.append(WebhookNotifier(config.webhook_url, webhook_secret(app.home)))
     if config.smtp_host:
         password = app.env.get("GATEPASS_SMTP_PASSWORD")
-        channels.append(SmtpNotifier(config.smtp_host, config.smtp_port, config.smtp_from,
-                                     starttls=config.smtp_starttls, username=config.smtp_username or None,
-                                     password=Secret(password) if password else None))
+        channels.append(
+            SmtpNotifier(
+                config.smtp_host,
+                config.smtp_port,
+                config.smtp_from,
+                starttls=config.smtp_starttls,
+                username=config.smtp_username or None,
+                password=Secret(password) if password else None,
+            )
+        )
     return FanoutNotifier(channels) if channels else None
 
 
@@ -242,8 +304,7 @@ def _price_overrides(app: Gatepass) -> dict[str, Any]:
     return dict(app.config.prices)
 
 
-def serve(app: Gatepass, *, listen: str | None = None, admin_listen: str | None = None,
-          ready: Any = None) -> None:
+def serve(app: Gatepass, *, listen: str | None = None, admin_listen: str | None = None, ready: Any = None) -> None:
     """Run until SIGTERM or SIGINT (blocking)."""
     loop = new_event_loop()
     asyncio.set_event_loop(loop)

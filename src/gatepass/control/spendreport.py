@@ -20,28 +20,32 @@ __all__ = ["spend_report", "store_totals"]
 Totals = Callable[[Line], LineTotals]
 
 
-def _periods(scope: str, owner_id: str, budgets: Sequence[Budget], starts: dict[Period, datetime],
-             totals: Totals) -> list[dict[str, Any]]:
+def _periods(
+    scope: str, owner_id: str, budgets: Sequence[Budget], starts: dict[Period, datetime], totals: Totals
+) -> list[dict[str, Any]]:
     limit = {b.period: b.amount_micros for b in budgets}
     rows = []
     for period, start in starts.items():
         got = totals(Line(scope, owner_id, period, start))
         budget = limit.get(period)
-        rows.append({
-            "period": period.value,
-            "start": start.isoformat().replace("+00:00", "Z"),
-            "spent_micros": got.spent,
-            "reserved_micros": got.reserved,
-            "budget_micros": budget,
-            "left_micros": None if budget is None else max(0, budget - got.spent - got.reserved),
-            "spent": format_usd(got.spent),
-            "budget": None if budget is None else format_usd(budget),
-        })
+        rows.append(
+            {
+                "period": period.value,
+                "start": start.isoformat().replace("+00:00", "Z"),
+                "spent_micros": got.spent,
+                "reserved_micros": got.reserved,
+                "budget_micros": budget,
+                "left_micros": None if budget is None else max(0, budget - got.spent - got.reserved),
+                "spent": format_usd(got.spent),
+                "budget": None if budget is None else format_usd(budget),
+            }
+        )
     return rows
 
 
-def spend_report(agents: Sequence[Agent], keys: Sequence[KeyRecord], now: datetime, totals: Totals,
-                 *, source: str) -> dict[str, Any]:
+def spend_report(
+    agents: Sequence[Agent], keys: Sequence[KeyRecord], now: datetime, totals: Totals, *, source: str
+) -> dict[str, Any]:
     starts = {p: period_start(p, now) for p in Period}
     by_agent: dict[str, list[KeyRecord]] = {}
     for key in keys:
@@ -54,8 +58,11 @@ def spend_report(agents: Sequence[Agent], keys: Sequence[KeyRecord], now: dateti
                 "agent": agent.name,
                 "status": agent.status.value,
                 "periods": _periods("agent", agent.id, agent.budgets, starts, totals),
-                "keys": [{"key": key.id, "periods": _periods("key", key.id, key.budgets, starts, totals)}
-                         for key in by_agent.get(agent.id, []) if key.budgets],
+                "keys": [
+                    {"key": key.id, "periods": _periods("key", key.id, key.budgets, starts, totals)}
+                    for key in by_agent.get(agent.id, [])
+                    if key.budgets
+                ],
             }
             for agent in agents
         ],

@@ -18,8 +18,8 @@ from datetime import datetime
 from gatepass.alerts import (
     Action,
     Alert,
-    Firing,
     FiredKey,
+    Firing,
     Notifier,
     NotifyError,
     Threshold,
@@ -45,8 +45,15 @@ _ACTOR = "gateway:alerts"
 
 
 class AlertEngine:
-    def __init__(self, app: Gatepass, state: RuntimeState, counters: Counters, audit: AsyncAuditWriter,
-                 notifier: Notifier | None, refresh: Callable[[], Awaitable[int]]) -> None:
+    def __init__(
+        self,
+        app: Gatepass,
+        state: RuntimeState,
+        counters: Counters,
+        audit: AsyncAuditWriter,
+        notifier: Notifier | None,
+        refresh: Callable[[], Awaitable[int]],
+    ) -> None:
         self._app = app
         self._state = state
         self._counters = counters
@@ -106,8 +113,9 @@ class AlertEngine:
             if threshold.action is not Action.WARN:
                 await self._refresh()
             budget = next((b.amount_micros for b in agent.budgets if b.period is threshold.period), None)
-            alert = threshold_alert(firing, agent=agent.name, owner=agent.owner, agent_email=agent.email,
-                                    budget_micros=budget)
+            alert = threshold_alert(
+                firing, agent=agent.name, owner=agent.owner, agent_email=agent.email, budget_micros=budget
+            )
             await self._notify(alert)
         except Exception:
             log.exception("threshold %s of %s could not be acted on", threshold, agent.name)
@@ -117,22 +125,37 @@ class AlertEngine:
             return tx.record_firing(firing.threshold.id, firing.period_start, self._app.now())
 
     def _act(self, agent: Agent, action: Action, firing: Firing) -> None:
-        reason = (f"spend threshold {firing.threshold} reached: {format_usd(firing.spent_micros)} "
-                  f"spent this {firing.threshold.period.value}")
+        reason = (
+            f"spend threshold {firing.threshold} reached: {format_usd(firing.spent_micros)} "
+            f"spent this {firing.threshold.period.value}"
+        )
         with self._app.session(actor=_ACTOR) as session:
-            session.record("alert.fire", agent.name, {"threshold": str(firing.threshold), "action": action.value,
-                                                      "spent_micros": firing.spent_micros,
-                                                      "period_start": firing.period_start.isoformat()})
+            session.record(
+                "alert.fire",
+                agent.name,
+                {
+                    "threshold": str(firing.threshold),
+                    "action": action.value,
+                    "spent_micros": firing.spent_micros,
+                    "period_start": firing.period_start.isoformat(),
+                },
+            )
             if action is Action.STOP:
                 agent_ops.suspend_agent(session, agent.name, reason=reason)
             elif action is Action.REVOKE:
                 agent_ops.kill_agent(session, agent.name, reason=reason)
 
     async def _loop(self, agent: Agent, trip: Trip) -> None:
-        await self._audit.write(AuditEvent(actor=_ACTOR, action="alert.loop", target=agent.name, decision="deny",
-                                           reason="loop_detected",
-                                           meta={"repeats": trip.repeats, "seconds": round(trip.seconds, 3),
-                                                 "body_digest": trip.digest}))
+        await self._audit.write(
+            AuditEvent(
+                actor=_ACTOR,
+                action="alert.loop",
+                target=agent.name,
+                decision="deny",
+                reason="loop_detected",
+                meta={"repeats": trip.repeats, "seconds": round(trip.seconds, 3), "body_digest": trip.digest},
+            )
+        )
         await self._notify(loop_alert(trip, agent=agent.name, owner=agent.owner, agent_email=agent.email))
 
     async def _notify(self, alert: Alert) -> None:
@@ -142,7 +165,13 @@ class AlertEngine:
             await self._notifier.send(alert)
             outcome, reason, meta = "ok", "delivered", {"alert": alert.id, "kind": alert.kind}
         except NotifyError as exc:
-            outcome, reason, meta = "error", "delivery_failed", {"alert": alert.id, "kind": alert.kind,
-                                                                 "error": exc.message}
-        await self._audit.write(AuditEvent(actor=_ACTOR, action="alert.notify", target=alert.agent,
-                                           decision=outcome, reason=reason, meta=meta))
+            outcome, reason, meta = (
+                "error",
+                "delivery_failed",
+                {"alert": alert.id, "kind": alert.kind, "error": exc.message},
+            )
+        await self._audit.write(
+            AuditEvent(
+                actor=_ACTOR, action="alert.notify", target=alert.agent, decision=outcome, reason=reason, meta=meta
+            )
+        )

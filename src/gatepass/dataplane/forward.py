@@ -16,14 +16,31 @@ __all__ = ["downstream_headers", "is_event_stream", "upstream_headers"]
 
 Headers = list[tuple[bytes, bytes]]
 
-_HOP_BY_HOP: Final = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"proxy-authenticate", b"proxy-authorization", b"te",
-    b"trailer", b"trailers", b"transfer-encoding", b"upgrade",
-})
+_HOP_BY_HOP: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
 # Never forwarded upstream: the gatepass key's headers, framing the gateway sets itself, and
 # encodings the gateway could not meter.
-_DROP_UP: Final = _HOP_BY_HOP | {b"host", b"content-length", b"x-api-key", b"authorization", b"accept-encoding",
-                                 b"cookie", b"expect"}
+_DROP_UP: Final = _HOP_BY_HOP | {
+    b"host",
+    b"content-length",
+    b"x-api-key",
+    b"authorization",
+    b"accept-encoding",
+    b"cookie",
+    b"expect",
+}
 _DROP_DOWN: Final = _HOP_BY_HOP | {b"content-length", b"set-cookie"}
 
 
@@ -38,8 +55,11 @@ def _connection_tokens(headers: Headers) -> set[bytes]:
 def upstream_headers(headers: Headers, credential: Credential | None) -> Headers:
     named = _connection_tokens(headers)
     cred_name = credential.name if credential is not None else None
-    out = [(n, v) for n, v in headers
-           if n not in _DROP_UP and n not in named and n != cred_name and not n.startswith(b"x-gatepass-")]
+    out = [
+        (n, v)
+        for n, v in headers
+        if n not in _DROP_UP and n not in named and n != cred_name and not n.startswith(b"x-gatepass-")
+    ]
     out.append((b"accept-encoding", b"identity"))
     if credential is not None:
         out.append(credential.header())

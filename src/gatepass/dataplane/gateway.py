@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from contextlib import suppress
 from dataclasses import replace
 
 from gatepass.audit import AuditEvent
@@ -35,12 +36,17 @@ log = logging.getLogger("gatepass.gateway")
 class Gateway:
     def __init__(self, parts: GatewayParts) -> None:
         self.p = parts
+        # Request ids: unique per process start (random prefix) and cheap to make (a counter).
+        self._id_prefix = secrets.token_hex(6)
+        self._count = 0
 
     async def handle(self, request: IncomingRequest, writer: ResponseWriter) -> None:
         p = self.p
-        ex = Exchange(request=request, id="req_" + secrets.token_hex(12), started=time.perf_counter(),
-                      now=p.clock())
-        p.metrics.inflight.inc()
+        self._count += 1
+        ex = Exchange(
+            request=request, id=f"req_{self._id_prefix}{self._count:08x}", started=time.perf_counter(), now=p.clock()
+        )
+        p.metrics.in_flight += 1
         try:
             stages.admit(ex, p)
             if ex.denial is None and ex.key is not None and ex.key.uses_left is not None:
@@ -52,7 +58,7 @@ class Gateway:
             ex.deny(500, "internal_error", "gatepass could not complete the checks for this request; it was refused")
         finally:
             self._settle(ex)
-            p.metrics.inflight.dec()
+            p.metrics.in_flight -= 1
         if not ex.responded:
             await self._refuse(ex, writer)
 
@@ -75,8 +81,9 @@ class Gateway:
             return
         headers = upstream_headers(ex.request.headers, entry.credential)
         try:
-            response = await self.p.pool.request(entry.origin, ex.request.method, entry.base_path + ex.target,
-                                                 headers, ex.body)
+            response = await self.p.pool.request(
+                entry.origin, ex.request.method, entry.base_path + ex.target, headers, ex.body
+            )
         except UpstreamError as exc:
             self._upstream_failed(ex, exc, sent=not isinstance(exc, UpstreamConnectError))
             return
@@ -95,8 +102,11 @@ class Gateway:
             self._settle(ex)
             if not await self._audit(ex):
                 return
-            writer.send(response.status, out_headers, body)
             ex.responded = True
+            try:
+                writer.send(response.status, out_headers, body)
+            except ClientDisconnected:
+                ex.client_gone = True  # audited and charged already; nobody left to tell
             return
         meter = entry.provider.stream_meter(route, ex.llm) if metered and route is not None and ex.llm else None
         writer.start(response.status, out_headers)
@@ -132,7 +142,9 @@ class Gateway:
         ex.usage_complete = False
         if not sent and ex.reservation is not None:
             self.p.counters.release(ex.reservation)  # never reached the upstream: it cost nothing
-        status, code = (504, "upstream_timeout") if isinstance(exc, UpstreamTimeoutError) else (502, "upstream_unavailable")
+        status, code = (
+            (504, "upstream_timeout") if isinstance(exc, UpstreamTimeoutError) else (502, "upstream_unavailable")
+        )
         ex.deny(status, code, exc.message)
 
     # -- settle, audit, refuse -------------------------------------------------------------------
@@ -153,31 +165,45 @@ class Gateway:
                 p.on_settled(ex)
         if ex.permit is not None:
             if ex.usage is not None:
-                p.limiter.add_tokens(ex.permit, ex.usage.input_tokens + ex.usage.output_tokens
-                                     + ex.usage.cache_write_tokens + ex.usage.cache_read_tokens)
+                p.limiter.add_tokens(
+                    ex.permit,
+                    ex.usage.input_tokens
+                    + ex.usage.output_tokens
+                    + ex.usage.cache_write_tokens
+                    + ex.usage.cache_read_tokens,
+                )
             p.limiter.release(ex.permit)
             ex.permit = None
 
     def _event(self, ex: Exchange) -> AuditEvent:
         denial = ex.denial
-        usage = ex.usage
         decision = ex.decision
+        agent, key, llm, usage = ex.agent, ex.key, ex.llm, ex.usage
+        refused = denial is not None and not ex.responded
+        # Plain str, int and bool values only: the record's check takes its fast path.
         meta: dict[str, object] = {
             "request_id": ex.id,
-            "agent_id": ex.agent.id if ex.agent else None,
-            "key": ex.key.id if ex.key else None,
             "method": ex.request.method,
             "path": ex.path,
-            "model": ex.llm.model if ex.llm else None,
-            "stream": bool(ex.llm and ex.llm.stream),
-            "status": denial.status if denial and not ex.responded else ex.status,
+            "status": denial.status if refused and denial else ex.status,
             "client_ip": ex.request.client_ip,
-            "latency_ms": round((time.perf_counter() - ex.started) * 1000, 3),
+            "latency_us": int((time.perf_counter() - ex.started) * 1_000_000),
             "cost_micros": ex.cost,
         }
+        if agent is not None and key is not None:
+            meta["agent_id"] = agent.id
+            meta["key"] = key.id
+        if llm is not None:
+            meta["model"] = llm.model
+            meta["stream"] = llm.stream
         if usage is not None:
-            meta.update(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                        cache_write_tokens=usage.cache_write_tokens, cache_read_tokens=usage.cache_read_tokens)
+            meta["input_tokens"] = usage.input_tokens
+            meta["output_tokens"] = usage.output_tokens
+            if usage.cache_write_tokens or usage.cache_read_tokens:
+                meta["cache_write_tokens"] = usage.cache_write_tokens
+                meta["cache_read_tokens"] = usage.cache_read_tokens
+        if ex.cost:
+            meta["t"] = int(ex.now.timestamp())  # when it was charged: replay finds its budget periods from this
         if not ex.usage_complete:
             meta["usage_complete"] = False
         if ex.upstream_error:
@@ -186,13 +212,13 @@ class Gateway:
             meta["client_disconnected"] = True
         if decision is not None and decision.report_only:
             meta["report_only"] = decision.reason.value
-        if ex.lines:
-            meta["period_starts"] = {line.period.value: line.start.isoformat() for line in ex.lines[:4]}
-        refused = denial is not None and not ex.responded
-        return AuditEvent(actor=f"agent:{ex.agent.name}" if ex.agent else "anonymous", action="request",
-                          target=ex.upstream_name or "-", decision="deny" if refused else "allow",
-                          reason=denial.code if refused and denial else (decision.reason.value if decision else "allowed"),
-                          meta=meta)
+        if refused and denial is not None:
+            outcome, reason = "deny", denial.code
+        else:
+            outcome, reason = "allow", decision.reason.value if decision else "allowed"
+        return AuditEvent(
+            f"agent:{agent.name}" if agent else "anonymous", "request", ex.upstream_name or "-", outcome, reason, meta
+        )
 
     async def _audit(self, ex: Exchange) -> bool:
         """Write the request's record and wait until it is durable; False (and a denial) if it failed."""
@@ -216,4 +242,5 @@ class Gateway:
         await self._audit(ex)  # a refusal is recorded too; if even that fails, it is still a refusal
         provider = ex.entry.provider if ex.entry is not None else None
         status, headers, body = refusal_response(ex.denial, ex.id, provider)
-        writer.send(status, headers, body)
+        with suppress(ClientDisconnected):
+            writer.send(status, headers, body)

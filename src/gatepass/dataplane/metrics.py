@@ -1,15 +1,23 @@
 """Prometheus metrics of the gateway (served on the control plane at /metrics).
 
-Labels stay low-cardinality (upstream, decision, reason): per-agent figures are in the audit log
-and in ``gatepass spend``, not in labels that would grow with every agent.
+The request path only adds to plain integers and floats (a dict update and a bisect); the
+Prometheus objects are built from them when ``/metrics`` is scraped, by a custom collector. The
+prometheus_client metric classes take a lock and loop over buckets in Python on every
+observation, which costs more than the rest of a request's bookkeeping. Labels stay
+low-cardinality (upstream, decision, reason): per-agent figures are in the audit log and in
+``gatepass spend``.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from gatepass.dataplane.exchange import Exchange
@@ -19,33 +27,69 @@ __all__ = ["Metrics"]
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
-class Metrics:
+class Metrics(Collector):
     def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, str], int] = {}
+        self.latency: dict[str, list[float]] = {}  # upstream -> bucket counts (+Inf last), then the sum
+        self.cost_micros: dict[str, int] = {}
+        self.tokens: dict[tuple[str, str], int] = {}
+        self.in_flight = 0
         self.registry = CollectorRegistry()
-        self.requests = Counter("gatepass_requests", "Requests by upstream, decision and reason.",
-                                ["upstream", "decision", "reason"], registry=self.registry)
-        self.latency = Histogram("gatepass_request_seconds", "Time from request to audit record, by upstream.",
-                                 ["upstream"], buckets=_BUCKETS, registry=self.registry)
-        self.cost = Counter("gatepass_cost_usd", "Settled cost in USD, by upstream.", ["upstream"],
-                            registry=self.registry)
-        self.tokens = Counter("gatepass_tokens", "Tokens reported by providers, by upstream and kind.",
-                              ["upstream", "kind"], registry=self.registry)
-        self.inflight = Gauge("gatepass_requests_in_flight", "Requests being handled.", registry=self.registry)
+        self.registry.register(self)
 
     def observe(self, ex: Exchange) -> None:
         refused = ex.denial is not None and not ex.responded
         upstream = ex.upstream_name if ex.entry is not None else "-"
         reason = ex.denial.code if refused and ex.denial else (ex.decision.reason.value if ex.decision else "allowed")
-        self.requests.labels(upstream, "deny" if refused else "allow", reason).inc()
-        self.latency.labels(upstream).observe(time.perf_counter() - ex.started)
+        key = (upstream, "deny" if refused else "allow", reason)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        seconds = time.perf_counter() - ex.started
+        counts = self.latency.get(upstream)
+        if counts is None:
+            counts = self.latency[upstream] = [0.0] * (len(_BUCKETS) + 2)
+        counts[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        counts[-1] += seconds
         if ex.cost:
-            self.cost.labels(upstream).inc(ex.cost / 1_000_000)
+            self.cost_micros[upstream] = self.cost_micros.get(upstream, 0) + ex.cost
         usage = ex.usage
         if usage is not None:
-            for kind, count in (("input", usage.input_tokens), ("output", usage.output_tokens),
-                                ("cache_write", usage.cache_write_tokens), ("cache_read", usage.cache_read_tokens)):
+            for kind, count in (
+                ("input", usage.input_tokens),
+                ("output", usage.output_tokens),
+                ("cache_write", usage.cache_write_tokens),
+                ("cache_read", usage.cache_read_tokens),
+            ):
                 if count:
-                    self.tokens.labels(upstream, kind).inc(count)
+                    self.tokens[(upstream, kind)] = self.tokens.get((upstream, kind), 0) + count
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "gatepass_requests", "Requests by upstream, decision and reason.", labels=["upstream", "decision", "reason"]
+        )
+        for (upstream, decision, reason), value in sorted(self.requests.items()):
+            requests.add_metric([upstream, decision, reason], value)
+        yield requests
+        latency = HistogramMetricFamily(
+            "gatepass_request_seconds", "Time from request to audit record, by upstream.", labels=["upstream"]
+        )
+        for upstream, counts in sorted(self.latency.items()):
+            cumulative, buckets = 0.0, []
+            for bound, count in zip((*_BUCKETS, float("inf")), counts[:-1], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            latency.add_metric([upstream], buckets, counts[-1])
+        yield latency
+        cost = CounterMetricFamily("gatepass_cost_usd", "Settled cost in USD, by upstream.", labels=["upstream"])
+        for upstream, micros in sorted(self.cost_micros.items()):
+            cost.add_metric([upstream], micros / 1_000_000)
+        yield cost
+        tokens = CounterMetricFamily(
+            "gatepass_tokens", "Tokens reported by providers, by upstream and kind.", labels=["upstream", "kind"]
+        )
+        for (upstream, kind), count in sorted(self.tokens.items()):
+            tokens.add_metric([upstream, kind], count)
+        yield tokens
+        yield GaugeMetricFamily("gatepass_requests_in_flight", "Requests being handled.", value=self.in_flight)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

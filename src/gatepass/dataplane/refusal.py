@@ -18,8 +18,9 @@ from gatepass.providers import Provider
 __all__ = ["RETRYABLE", "refusal_response"]
 
 #: Reasons that waiting can fix: the SDKs may retry them (after retry-after).
-RETRYABLE: Final = frozenset({"rate_limited", "upstream_unavailable", "upstream_timeout", "internal_error",
-                              "audit_unavailable"})
+RETRYABLE: Final = frozenset(
+    {"rate_limited", "upstream_unavailable", "upstream_timeout", "internal_error", "audit_unavailable"}
+)
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gatepass.audit import AuditRecord
@@ -22,7 +22,7 @@ from gatepass.audit.reader import records_after
 from gatepass.metering.counters import Counters, Line
 from gatepass.store import Store, Transaction
 from gatepass.store.interface import SpendRow
-from gatepass.units import Period
+from gatepass.units import Period, period_start
 
 __all__ = ["SpendLedger"]
 
@@ -66,8 +66,12 @@ class SpendLedger:
             return
         try:
             with self._store.transaction(write=True) as tx:
-                tx.add_spend([SpendRow(line.scope, line.owner_id, line.period, line.start, micros)
-                              for line, micros in pending.items()])
+                tx.add_spend(
+                    [
+                        SpendRow(line.scope, line.owner_id, line.period, line.start, micros)
+                        for line, micros in pending.items()
+                    ]
+                )
                 for key_id, (at, ip) in touched.items():
                     tx.touch_key(key_id, at, ip)
                 tx.set_meta(_WATERMARK, str(seq))
@@ -113,13 +117,12 @@ def _lines_of(record: AuditRecord) -> list[Line]:
     meta = record.meta
     if record.action != "request" or not _cost_of(record):
         return []
-    starts = meta.get("period_starts")
-    agent_id, key_id = meta.get("agent_id"), meta.get("key")
-    if not isinstance(starts, dict) or not isinstance(agent_id, str) or not isinstance(key_id, str):
+    t, agent_id, key_id = meta.get("t"), meta.get("agent_id"), meta.get("key")
+    if not isinstance(t, int) or not isinstance(agent_id, str) or not isinstance(key_id, str):
         return []
+    moment = datetime.fromtimestamp(t, UTC)
     lines = []
-    for period_name, start in starts.items():
-        moment = datetime.fromisoformat(str(start))
-        period = Period(period_name)
-        lines += [Line("agent", agent_id, period, moment), Line("key", key_id, period, moment)]
+    for period in Period:
+        start = period_start(period, moment)
+        lines += [Line("agent", agent_id, period, start), Line("key", key_id, period, start)]
     return lines

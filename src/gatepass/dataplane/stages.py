@@ -15,10 +15,9 @@ from typing import Final
 from urllib.parse import unquote
 
 from gatepass.dataplane.exchange import Exchange
-from gatepass.dataplane.parts import DigestFn, GatewayParts, PeriodClock
+from gatepass.dataplane.parts import DigestFn, GatewayParts, LineBook
 from gatepass.dataplane.state import RuntimeState
-from gatepass.keyformat import is_well_formed
-from gatepass.metering.counters import BudgetDenied, Counters, Line
+from gatepass.metering.counters import BudgetDenied, Counters
 from gatepass.metering.prices import PriceTable
 from gatepass.metering.ratelimit import RateDenied, RateLimiter
 from gatepass.policy.decision import Reason, Request, decide
@@ -28,8 +27,13 @@ from gatepass.units import format_usd
 __all__ = ["admit"]
 
 _UNSAFE_PATH: Final = re.compile(rb"%2[fF]|%5[cC]|\\|%00")
-_AUTH_STATUS: Final = {Reason.KEY_MALFORMED: 401, Reason.KEY_UNKNOWN: 401, Reason.KEY_REVOKED: 401,
-                       Reason.KEY_EXPIRED: 401, Reason.KEY_USED_UP: 401}
+_AUTH_STATUS: Final = {
+    Reason.KEY_MALFORMED: 401,
+    Reason.KEY_UNKNOWN: 401,
+    Reason.KEY_REVOKED: 401,
+    Reason.KEY_EXPIRED: 401,
+    Reason.KEY_USED_UP: 401,
+}
 
 
 def route(ex: Exchange, state: RuntimeState) -> None:
@@ -50,8 +54,12 @@ def route(ex: Exchange, state: RuntimeState) -> None:
     ex.target = target[len(name) + 1 :] if slash else b"/" + target[len(name) + 1 :].lstrip(b"/")
     entry = state.upstreams.get(ex.upstream_name)
     if entry is None:
-        ex.deny(404, "unknown_upstream", f"no upstream named {ex.upstream_name!r} on this gateway: "
-                                         "use a base URL such as http://HOST:PORT/anthropic")
+        ex.deny(
+            404,
+            "unknown_upstream",
+            f"no upstream named {ex.upstream_name!r} on this gateway: "
+            "use a base URL such as http://HOST:PORT/anthropic",
+        )
         return
     ex.entry = entry
     ex.route = entry.provider.route(ex.request.method, path)
@@ -79,17 +87,20 @@ def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
     if presented is None:
         ex.deny(401, "key_missing", "no gatepass key: send it as x-api-key or Authorization: Bearer")
         return
-    if not is_well_formed(presented):
-        ex.deny(401, Reason.KEY_MALFORMED.value, "this is not a gatepass key (bad format or checksum): "
-                                                "check that it was copied whole")
+    found = digest(presented)
+    if found is None:
+        ex.deny(
+            401,
+            Reason.KEY_MALFORMED.value,
+            "this is not a gatepass key (bad format or checksum): check that it was copied whole",
+        )
         return
-    record = state.keys.get(digest(presented))
+    record = state.keys.get(found)
     agent = None if record is None else state.agents.get(record.agent_id)
     if record is None or agent is None:
         ex.deny(401, Reason.KEY_UNKNOWN.value, "this gatepass key is not known here: ask for a new one")
         return
     ex.key, ex.agent = record, agent
-
 
 
 def parse(ex: Exchange) -> None:
@@ -107,9 +118,15 @@ def parse(ex: Exchange) -> None:
 
 def authorize(ex: Exchange, state: RuntimeState) -> None:
     assert ex.agent is not None and ex.key is not None and ex.route is not None
-    request = Request(upstream=ex.upstream_name, method=ex.request.method, path=ex.path, now=ex.now,
-                      model=ex.llm.model if ex.llm else None, source_ip=ex.request.client_ip,
-                      known_route=ex.route.known)
+    request = Request(
+        upstream=ex.upstream_name,
+        method=ex.request.method,
+        path=ex.path,
+        now=ex.now,
+        model=ex.llm.model if ex.llm else None,
+        source_ip=ex.request.client_ip,
+        known_route=ex.route.known,
+    )
     decision = decide(ex.agent, ex.key, request, state.grants.get(ex.agent.id, ()))
     ex.decision = decision
     if not decision.allowed:
@@ -129,53 +146,73 @@ def rate_limit(ex: Exchange, limiter: RateLimiter) -> None:
     if isinstance(result, RateDenied):
         who = "agent" if result.scope.startswith("agent:") else "key"
         unit = {"rpm": "requests per minute", "tpm": "tokens per minute", "concurrency": "concurrent requests"}
-        ex.deny(429, "rate_limited", f"the {who}'s limit of {result.limit} {unit[result.kind]} is reached: "
-                                     f"retry after {result.retry_after:.1f} s", retry_after=result.retry_after)
+        ex.deny(
+            429,
+            "rate_limited",
+            f"the {who}'s limit of {result.limit} {unit[result.kind]} is reached: "
+            f"retry after {result.retry_after:.1f} s",
+            retry_after=result.retry_after,
+        )
         return
     ex.permit = result
 
 
-def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters, clock: PeriodClock) -> None:
+def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters, book: LineBook) -> None:
     """Look up the model's price (none: refuse) and reserve the request's worst-case cost."""
     assert ex.agent is not None and ex.key is not None and ex.entry is not None
     if ex.route is None or not ex.route.metered:
         return
     model = ex.llm.model if ex.llm else None
     if ex.llm is not None and ex.llm.remote_input:
-        ex.deny(400, "unbounded_input", "this request makes the provider fetch content (files, URLs, earlier "
-                                        "responses or server tools), so gatepass cannot bound its cost before "
-                                        "sending it: send the content in the request instead")
+        ex.deny(
+            400,
+            "unbounded_input",
+            "this request makes the provider fetch content (files, URLs, earlier "
+            "responses or server tools), so gatepass cannot bound its cost before "
+            "sending it: send the content in the request instead",
+        )
         return
     if ex.llm is not None and ex.llm.modifiers:
-        ex.deny(400, "unpriced_option", f"the option {', '.join(ex.llm.modifiers)} changes the price and gatepass "
-                                        "has no price for it: leave it out")
+        ex.deny(
+            400,
+            "unpriced_option",
+            f"the option {', '.join(ex.llm.modifiers)} changes the price and gatepass "
+            "has no price for it: leave it out",
+        )
         return
     price = prices.lookup(ex.entry.upstream.type.value, model) if model else None
     if price is None:
-        ex.deny(403, "model_unpriced", f"gatepass has no price for model {model!r}, so it cannot keep the budget: "
-                                       "add the model under [prices] in config.toml")
+        ex.deny(
+            403,
+            "model_unpriced",
+            f"gatepass has no price for model {model!r}, so it cannot keep the budget: "
+            "add the model under [prices] in config.toml",
+        )
         return
     max_output = ex.llm.max_output_tokens if ex.llm else None
     if max_output is not None and max_output > price.max_output_tokens:
-        ex.deny(400, "max_tokens_too_large", f"max_tokens {max_output} is more than {model}'s maximum output "
-                                             f"of {price.max_output_tokens} tokens: lower it")
+        ex.deny(
+            400,
+            "max_tokens_too_large",
+            f"max_tokens {max_output} is more than {model}'s maximum output "
+            f"of {price.max_output_tokens} tokens: lower it",
+        )
         return
     ex.price = price
     worst = price.worst_case_micros(ex.llm.input_bytes if ex.llm else len(ex.body), max_output)
-    starts = clock.starts(ex.now)
-    agent_id, key_id = ex.agent.id, ex.key.id
-    ex.lines = tuple(Line("agent", agent_id, p, s) for p, s in starts.items()) + tuple(
-        Line("key", key_id, p, s) for p, s in starts.items())
-    limits = [(Line("agent", agent_id, b.period, starts[b.period]), b.amount_micros) for b in ex.agent.budgets]
-    limits += [(Line("key", key_id, b.period, starts[b.period]), b.amount_micros) for b in ex.key.budgets]
+    ex.lines, limits = book.lines(ex.agent, ex.key, ex.now)
     result = counters.reserve(ex.lines, limits, worst)
     if isinstance(result, BudgetDenied):
         line = result.line
         left = max(0, result.limit - result.spent - result.reserved)
-        ex.deny(402, "budget_exhausted", f"the {line.scope}'s {format_usd(result.limit)}/{line.period.value} budget "
-                                         f"has {format_usd(left)} left and this request may cost up to "
-                                         f"{format_usd(worst)}: lower max_tokens, wait for the next period, "
-                                         "or raise the budget")
+        ex.deny(
+            402,
+            "budget_exhausted",
+            f"the {line.scope}'s {format_usd(result.limit)}/{line.period.value} budget "
+            f"has {format_usd(left)} left and this request may cost up to "
+            f"{format_usd(worst)}: lower max_tokens, wait for the next period, "
+            "or raise the budget",
+        )
         return
     ex.reservation = result
 
@@ -188,8 +225,13 @@ def loop_breaker(ex: Exchange, parts: GatewayParts) -> None:
     trip = breaker.observe(ex.agent.id, ex.body)
     if trip is None:
         return
-    ex.deny(429, "loop_detected", f"the same request was sent {trip.repeats} times in {trip.seconds:.0f} s: this "
-                                  "looks like a runaway loop; change the request or wait", retry_after=trip.retry_after)
+    ex.deny(
+        429,
+        "loop_detected",
+        f"the same request was sent {trip.repeats} times in {trip.seconds:.0f} s: this "
+        "looks like a runaway loop; change the request or wait",
+        retry_after=trip.retry_after,
+    )
     if parts.on_loop is not None:
         parts.on_loop(ex.agent, trip)
 
@@ -208,4 +250,4 @@ def admit(ex: Exchange, parts: GatewayParts) -> None:
     if ex.denial is None:
         rate_limit(ex, parts.limiter)
     if ex.denial is None:
-        price_and_reserve(ex, parts.prices, parts.counters, parts.periods)
+        price_and_reserve(ex, parts.prices, parts.counters, parts.lines)

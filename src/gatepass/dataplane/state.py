@@ -77,8 +77,8 @@ class RuntimeState:
 
     def __init__(self, vault: Vault) -> None:
         self._vault = vault
-        self.keys: dict[str, KeyRecord] = {}  # digest -> record
-        self._digest_of: dict[str, str] = {}  # key id -> digest
+        self.keys: dict[bytes, KeyRecord] = {}  # HMAC digest -> record
+        self._digest_of: dict[str, bytes] = {}  # key id -> digest
         self.agents: dict[str, Agent] = {}  # id -> agent
         self.agent_ids: dict[str, str] = {}  # name -> id
         self.grants: dict[str, tuple[Grant, ...]] = {}  # agent id -> grants
@@ -94,13 +94,10 @@ class RuntimeState:
         for grant in tx.list_grants():
             grants.setdefault(grant.agent_id, []).append(grant)
         self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
-        digests = tx.key_digests()
         self.keys = {}
         self._digest_of = {}
-        for record in tx.list_keys():
-            digest = digests.get(record.id)
-            if digest is not None:
-                self._put_key(record, digest)
+        for record, digest in tx.iter_keys_with_digests():
+            self._put_key(record, bytes.fromhex(digest))
         self.upstreams = {}
         for upstream in tx.list_upstreams():
             self._put_upstream(tx, upstream)
@@ -146,9 +143,9 @@ class RuntimeState:
         digest = tx.key_digests([key_id]).get(key_id) if record is not None else None
         self._drop_key(key_id)
         if record is not None and digest is not None:
-            self._put_key(record, digest)
+            self._put_key(record, bytes.fromhex(digest))
 
-    def _put_key(self, record: KeyRecord, digest: str) -> None:
+    def _put_key(self, record: KeyRecord, digest: bytes) -> None:
         self.keys[digest] = record
         self._digest_of[record.id] = digest
 
@@ -177,14 +174,17 @@ class RuntimeState:
         if upstream.auth.kind != "none":
             sealed = tx.get_secret(upstream.secret_name) if upstream.secret_name else None
             if upstream.secret_name is None:
-                problem = f"upstream {upstream.name} has no secret: gatepass upstream update {upstream.name} --secret NAME"
+                problem = (
+                    f"upstream {upstream.name} has no secret: gatepass upstream update {upstream.name} --secret NAME"
+                )
             elif sealed is None:
-                problem = (f"secret {upstream.secret_name} is not in the vault: gatepass secret add "
-                           f"{upstream.secret_name} --upstream {upstream.name}")
+                problem = (
+                    f"secret {upstream.secret_name} is not in the vault: gatepass secret add "
+                    f"{upstream.secret_name} --upstream {upstream.name}"
+                )
             elif sealed.upstream != upstream.name:
                 # A credential leaves the vault only for its own upstream (invariant 1).
                 problem = f"secret {sealed.name} belongs to upstream {sealed.upstream}, not {upstream.name}"
             else:
                 credential = credential_for(upstream.auth, self._vault.open_secret(sealed))
-        self.upstreams[upstream.name] = UpstreamEntry(upstream, provider, origin, origin.base_path, credential,
-                                                      problem)
+        self.upstreams[upstream.name] = UpstreamEntry(upstream, provider, origin, origin.base_path, credential, problem)

@@ -13,15 +13,16 @@ import abc
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from gatepass.units import Period
 
 __all__ = ["BudgetDenied", "Counters", "Line", "LineTotals", "MemoryCounters", "Reservation"]
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
-    """One budget line: ``scope`` is "agent" or "key"; ``start`` is the start of the UTC period."""
+class Line(NamedTuple):
+    """One budget line: ``scope`` is "agent" or "key"; ``start`` is the start of the UTC period.
+    (A named tuple: it is made and hashed on every request.)"""
 
     scope: str
     owner_id: str

@@ -20,7 +20,7 @@ from gatepass.control import keys as key_ops
 from gatepass.control import upstreams as upstream_ops
 from gatepass.control.app import Session
 from gatepass.errors import ConflictError
-from gatepass.model import AuthStyle, KeyDefaults, PolicyMode, RateLimits, UpstreamType
+from gatepass.model import NO_LIMITS, AuthStyle, KeyDefaults, PolicyMode, RateLimits, UpstreamType
 from gatepass.store import Transaction
 from gatepass.units import Budget, format_duration
 
@@ -69,7 +69,7 @@ class AgentSpec:
     mode: PolicyMode
     budgets: tuple[Budget, ...]
     grants: frozenset[GrantSpec] = field(default_factory=frozenset)
-    limits: RateLimits = RateLimits()
+    limits: RateLimits = NO_LIMITS
     alerts: frozenset[str] = frozenset()  # canonical thresholds, e.g. "50/month:stop"
 
 
@@ -182,7 +182,9 @@ def make_plan(current: PolicyState, desired: PolicyState) -> list[Change]:
             )
             plan.extend(Change("+", "grant", name, str(g), g) for g in sorted(agent.grants))
             continue
-        fields = _diff_fields(have_agent, agent, ("owner", "email", "description", "mode", "budgets", "limits", "alerts"))
+        fields = _diff_fields(
+            have_agent, agent, ("owner", "email", "description", "mode", "budgets", "limits", "alerts")
+        )
         if fields:
             plan.append(Change("~", "agent", name, "; ".join(fields), agent))
         plan.extend(Change("-", "grant", name, str(g), g) for g in sorted(have_agent.grants - agent.grants))

@@ -9,7 +9,7 @@ Implementations translate their driver's errors into :class:`gatepass.errors.Sto
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,6 +138,10 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def list_keys(self, agent_id: str | None = None) -> list[KeyRecord]: ...
+
+    @abc.abstractmethod
+    def iter_keys_with_digests(self, batch: int = 5000) -> Iterator[tuple[KeyRecord, str]]:
+        """Every key with its HMAC digest, streamed (for the gateway's in-memory key table)."""
 
     @abc.abstractmethod
     def key_digests(self, key_ids: Sequence[str] | None = None) -> dict[str, str]:

@@ -8,6 +8,7 @@ Driver errors are translated into the gatepass error tree where they enter.
 from __future__ import annotations
 
 import json
+import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from gatepass.errors import (
     StoreLockedError,
 )
 from gatepass.model import (
+    NO_LIMITS,
     Agent,
     AgentStatus,
     AuthStyle,
@@ -465,25 +467,16 @@ class _SqlTransaction(Transaction):
         owners = [r.id for r in rows] if where is not None else None
         budgets = self._budget_map("key", owners)
         limits = self._limit_map("key", owners)
-        return [
-            KeyRecord(
-                id=r.id,
-                agent_id=r.agent_id,
-                created_at=_dt_req(r.created_at),
-                expires_at=_dt_req(r.expires_at),
-                max_uses=r.max_uses,
-                uses_left=r.uses_left,
-                cidrs=tuple(_json_list(r.cidrs)),
-                upstreams=tuple(_json_list(r.upstreams)),
-                budgets=budgets.get(r.id, ()),
-                limits=limits.get(r.id, RateLimits()),
-                last_used_at=_dt(r.last_used_at),
-                last_used_ip=r.last_used_ip,
-                revoked_at=_dt(r.revoked_at),
-                revoked_reason=r.revoked_reason,
-            )
-            for r in rows
-        ]
+        return [_key_record(r, budgets, limits) for r in rows]
+
+    def iter_keys_with_digests(self, batch: int = 5000) -> Iterator[tuple[KeyRecord, str]]:
+        """Every key with its digest, streamed in batches (the gateway loads 100,000s of them)."""
+        budgets = self._budget_map("key", None)
+        limits = self._limit_map("key", None)
+        result = self._c.execution_options(yield_per=batch).execute(sa.select(t.keys))
+        for partition in result.partitions():
+            for r in partition:
+                yield _key_record(r, budgets, limits), r.digest
 
     def get_key(self, key_id: str) -> KeyRecord | None:
         found = self._keys(t.keys.c.id == key_id)
@@ -522,7 +515,9 @@ class _SqlTransaction(Transaction):
         return pending
 
     def touch_key(self, key_id: str, at: datetime, source_ip: str | None) -> None:
-        self._c.execute(t.keys.update().where(t.keys.c.id == key_id).values(last_used_at=_ts(at), last_used_ip=source_ip))
+        self._c.execute(
+            t.keys.update().where(t.keys.c.id == key_id).values(last_used_at=_ts(at), last_used_ip=source_ip)
+        )
 
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
         stamp = {"last_used_at": _ts(at), "last_used_ip": source_ip}
@@ -580,8 +575,13 @@ class _SqlTransaction(Transaction):
             self._c.execute(
                 t.alerts.insert(),
                 [
-                    {"id": th.id, "agent_id": agent_id, "amount_micros": th.amount_micros, "period": th.period.value,
-                     "action": th.action.value}
+                    {
+                        "id": th.id,
+                        "agent_id": agent_id,
+                        "amount_micros": th.amount_micros,
+                        "period": th.period.value,
+                        "action": th.action.value,
+                    }
                     for th in thresholds
                 ],
             )
@@ -622,6 +622,25 @@ class _SqlTransaction(Transaction):
 
     def last_change_seq(self) -> int:
         return int(self._c.execute(sa.select(sa.func.max(t.changes.c.seq))).scalar() or 0)
+
+
+def _key_record(r: Row[Any], budgets: dict[str, tuple[Budget, ...]], limits: dict[str, RateLimits]) -> KeyRecord:
+    return KeyRecord(
+        id=r.id,
+        agent_id=sys.intern(r.agent_id),  # shared by all the agent's keys: the gateway holds many
+        created_at=_dt_req(r.created_at),
+        expires_at=_dt_req(r.expires_at),
+        max_uses=r.max_uses,
+        uses_left=r.uses_left,
+        cidrs=tuple(_json_list(r.cidrs)),
+        upstreams=tuple(_json_list(r.upstreams)),
+        budgets=budgets.get(r.id, ()),
+        limits=limits.get(r.id, NO_LIMITS),
+        last_used_at=_dt(r.last_used_at),
+        last_used_ip=r.last_used_ip,
+        revoked_at=_dt(r.revoked_at),
+        revoked_reason=r.revoked_reason,
+    )
 
 
 def _json_list(value: Any) -> list[str]:

@@ -1,0 +1,312 @@
+"""Gateway benchmark: a fast fake upstream, direct and through gatepass with its whole pipeline on.
+
+    python bench/gateway.py                      # 10 s runs, 64 connections, 10,000 agents, 100,000 keys
+    python bench/gateway.py --duration 5 --write docs/benchmarks.md
+
+Every process is separate: the fake upstream (``gatepass.testing.fast_upstream``), the gateway
+(``gatepass serve``, uvloop) and the load generator (``wrk``, from Debian's package of that name).
+Through gatepass every request is authenticated (HMAC of the key), authorized against grants,
+checked by the loop breaker, rate-limited (rpm, tpm and concurrency set on the agent), priced,
+reserved against budgets, forwarded with the injected credential, metered from the response's
+usage, settled, and audited (hash-chained record, group-committed with fsync) before the
+response is released. Bodies differ per request (so the loop breaker does not trip).
+
+Reported: requests/s at --connections, median latency at one connection (direct vs gatepass),
+time to first byte of a streamed response (median of 300, direct vs gatepass), and the gateway's
+peak resident memory with --agents agents and --keys keys in its store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from gatepass.control import agents, grants, keys, upstreams
+from gatepass.control.app import Gatepass, init_home
+from gatepass.control.credentials import add_secret
+from gatepass.keyformat import generate_key, new_id
+from gatepass.model import RateLimits, UpstreamType
+from gatepass.sensitive import Secret
+from gatepass.store import schema
+from gatepass.units import parse_budget
+
+MODEL = "claude-haiku-4-5-20251001"
+LUA = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"bench ' .. counter .. '"}]}'
+  return wrk.format("POST", nil, {["content-type"] = "application/json", ["x-api-key"] = "%s"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port}")
+
+
+def populate(app: Gatepass, upstream_url: str, n_agents: int, n_keys: int) -> str:
+    """The bench agent and its key, through the control API; the crowd by bulk inserts."""
+    with app.session() as s:
+        upstreams.add_upstream(s, "anthropic", UpstreamType.ANTHROPIC, base_url=upstream_url, secret_name="main")
+        add_secret(s, "main", "anthropic", Secret("FAKE-bench-" + os.urandom(8).hex()))
+        agents.create_agent(
+            s,
+            "bench-load-dev",
+            owner="bench@example.com",
+            budgets=[parse_budget("1000000/month")],
+            limits=RateLimits(rpm=10_000_000, tpm=1_000_000_000, concurrency=100_000),
+        )
+        grants.add_grant(s, "bench-load-dev", "anthropic")
+        key, _ = keys.issue_key(s, "bench-load-dev", ttl=timedelta(days=1))
+    now = int(datetime.now(UTC).timestamp())
+    agent_rows = [
+        {
+            "id": new_id("ag_"),
+            "name": f"crowd{i}-bot-dev",
+            "owner": "crowd@example.com",
+            "email": f"crowd+{i}@example.com",
+            "description": "",
+            "status": "active",
+            "status_reason": None,
+            "mode": "enforce",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(n_agents)
+    ]
+    digest = app.vault.key_digest
+    key_rows = [
+        {
+            "id": new_id("key_"),
+            "agent_id": agent_rows[i % n_agents]["id"],
+            "digest": digest(generate_key()),
+            "created_at": now,
+            "expires_at": now + 86400,
+            "max_uses": None,
+            "uses_left": None,
+            "cidrs": [],
+            "upstreams": [],
+            "last_used_at": None,
+            "last_used_ip": None,
+            "revoked_at": None,
+            "revoked_reason": None,
+        }
+        for i in range(n_keys)
+    ]
+    engine = sa.create_engine(app.store_url)
+    with engine.begin() as conn:
+        if agent_rows:
+            conn.execute(schema.agents.insert(), agent_rows)
+        if key_rows:
+            conn.execute(schema.keys.insert(), key_rows)
+    engine.dispose()
+    return key.reveal()
+
+
+def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    median = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", out)
+    assert median is not None, out
+    factor = {"us": 1e-3, "ms": 1.0, "s": 1000.0}[median.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    return {
+        "rps": rps,
+        "p50_ms": float(median.group(1)) * factor,
+        "non_2xx": float(bad.group(1)) if bad else 0.0,
+        "socket_errors": 1.0 if errors else 0.0,
+    }
+
+
+def ttfb(port: int, path: str, key: str, n: int = 300) -> float:
+    """Median seconds from sending a streaming request to its response head, on one keep-alive connection."""
+    times = []
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        for i in range(n):
+            body = json.dumps(
+                {
+                    "model": MODEL,
+                    "max_tokens": 16,
+                    "stream": True,
+                    "messages": [{"role": "user", "content": f"stream {i}"}],
+                }
+            )
+            start = time.perf_counter()
+            conn.request("POST", path, body=body, headers={"content-type": "application/json", "x-api-key": key})
+            response = conn.getresponse()
+            times.append(time.perf_counter() - start)
+            if response.status != 200:
+                raise SystemExit(f"streaming request answered {response.status}: {response.read()[:200]!r}")
+            response.read()
+    finally:
+        conn.close()
+    return statistics.median(times)
+
+
+class RssSampler(threading.Thread):
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.stop = pid, 0, threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            match = re.search(r"VmRSS:\s+(\d+)", status)
+            if match:
+                self.peak_kb = max(self.peak_kb, int(match.group(1)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument(
+        "--durability",
+        choices=["fsync", "write"],
+        default="fsync",
+        help="audit.durability of the gateway (see config.toml)",
+    )
+    parser.add_argument("--write", type=Path, help="also write the results as markdown to this file")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: apt-get install wrk")
+
+    home = Path(tempfile.mkdtemp(prefix="gatepass-bench-"))
+    env = {**os.environ, "GATEPASS_HOME": str(home / "home")}
+    os.environ.update(env)
+    up_port, gw_port, admin_port = free_port(), free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
+        init_home(env=env)
+        config = home / "home" / "config.toml"
+        config.write_text(config.read_text().replace('durability = "fsync"', f'durability = "{args.durability}"'))
+        with Gatepass.open(env=env, actor="bench") as app:
+            t0 = time.perf_counter()
+            key = populate(app, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
+            print(f"store: {args.agents} agents and {args.keys} keys written in {time.perf_counter() - t0:.1f} s")
+        gateway = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gatepass",
+                "serve",
+                "--listen",
+                f"127.0.0.1:{gw_port}",
+                "--admin-listen",
+                f"127.0.0.1:{admin_port}",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(gateway)
+        wait_port(up_port)
+        wait_port(gw_port, timeout=120)
+        sampler = RssSampler(gateway.pid)
+        sampler.start()
+        script = home / "bench.lua"
+        script.write_text(LUA % (MODEL, key))
+        direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
+        gw_url = f"http://127.0.0.1:{gw_port}/anthropic/v1/messages"
+        wrk(gw_url, script, 8, 2)  # warm-up
+        results = {
+            "direct": wrk(direct_url, script, args.connections, args.duration),
+            "gatepass": wrk(gw_url, script, args.connections, args.duration),
+            "direct_c1": wrk(direct_url, script, 1, args.duration),
+            "gatepass_c1": wrk(gw_url, script, 1, args.duration),
+        }
+        stream_direct = ttfb(up_port, "/v1/messages", key)
+        stream_gw = ttfb(gw_port, "/anthropic/v1/messages", key)
+        sampler.stop.set()
+        hwm = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{gateway.pid}/status").read_text())
+        peak_mb = max(sampler.peak_kb, int(hwm.group(1)) if hwm else 0) / 1024
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(timeout=120)
+        verify = subprocess.run(
+            [sys.executable, "-m", "gatepass", "audit", "verify"], env=env, capture_output=True, text=True
+        )
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+    added_ms = results["gatepass_c1"]["p50_ms"] - results["direct_c1"]["p50_ms"]
+    rows = [
+        ("audit durability", args.durability),
+        ("requests/s, direct to the fake upstream", f"{results['direct']['rps']:,.0f}"),
+        (f"requests/s through gatepass ({args.connections} connections)", f"{results['gatepass']['rps']:,.0f}"),
+        ("median latency at 1 connection, direct", f"{results['direct_c1']['p50_ms']:.3f} ms"),
+        ("median latency at 1 connection, through gatepass", f"{results['gatepass_c1']['p50_ms']:.3f} ms"),
+        ("latency added by gatepass (median, 1 connection)", f"{added_ms:.3f} ms"),
+        ("time to first byte of a stream, direct (median)", f"{stream_direct * 1000:.3f} ms"),
+        ("time to first byte of a stream, through gatepass (median)", f"{stream_gw * 1000:.3f} ms"),
+        ("time to first byte added by gatepass", f"{(stream_gw - stream_direct) * 1000:.3f} ms"),
+        (f"gateway peak resident memory ({args.agents:,} agents, {args.keys:,} keys)", f"{peak_mb:.0f} MB"),
+        (
+            "non-2xx responses through gatepass",
+            f"{results['gatepass']['non_2xx'] + results['gatepass_c1']['non_2xx']:.0f}",
+        ),
+        ("audit verify after the run", verify.stdout.strip() or verify.stderr.strip()),
+    ]
+    table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+    print(table)
+    if args.write:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            "unknown CPU",
+        )
+        args.write.write_text(
+            f"Measured {stamp} on {os.cpu_count()} cores ({cpu}), {args.duration} s per run:\n\n{table}\n"
+        )
+
+
+if __name__ == "__main__":
+    main()

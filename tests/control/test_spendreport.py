@@ -1,0 +1,39 @@
+from datetime import UTC, datetime
+
+from gatepass.control.spendreport import spend_report, store_totals
+from gatepass.model import Agent, AgentStatus, KeyRecord, PolicyMode
+from gatepass.store.interface import SpendRow
+from gatepass.units import Budget, Period, period_start
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def test_report_against_budgets() -> None:
+    agent = Agent(
+        "ag_1",
+        "acme-research-dev",
+        "me@example.com",
+        "me+a@example.com",
+        "",
+        AgentStatus.ACTIVE,
+        PolicyMode.ENFORCE,
+        NOW,
+        NOW,
+        budgets=(Budget(5_000_000, Period.DAY),),
+    )
+    key = KeyRecord("key_1", "ag_1", NOW, NOW, budgets=(Budget(1_000_000, Period.MONTH),))
+    rows = [
+        SpendRow("agent", "ag_1", Period.DAY, period_start(Period.DAY, NOW), 1_250_000),
+        SpendRow("agent", "ag_1", Period.DAY, datetime(2026, 11, 26, tzinfo=UTC), 9_000_000),  # yesterday
+        SpendRow("key", "key_1", Period.MONTH, period_start(Period.MONTH, NOW), 400_000),
+    ]
+    report = spend_report([agent], [key], NOW, store_totals(rows), source="store")
+    (item,) = report["agents"]
+    day = next(p for p in item["periods"] if p["period"] == "day")
+    assert (day["spent"], day["budget"], day["left_micros"]) == ("$1.25", "$5.00", 3_750_000)
+    week = next(p for p in item["periods"] if p["period"] == "week")
+    assert week["budget_micros"] is None and week["spent_micros"] == 0
+    (key_item,) = item["keys"]
+    month = next(p for p in key_item["periods"] if p["period"] == "month")
+    assert (month["spent_micros"], month["left_micros"]) == (400_000, 600_000)
+    assert report["source"] == "store"

@@ -1,0 +1,67 @@
+"""Spend persistence: write-behind with a watermark, and replay of the audit log after a crash."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from gatepass.audit import AuditEvent, AuditLog
+from gatepass.dataplane.spend import SpendLedger
+from gatepass.metering.counters import Line, MemoryCounters
+from gatepass.store import SqlStore, sqlite_url
+from gatepass.units import Period, period_start
+
+T = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+def _request(cost: int) -> AuditEvent:
+    return AuditEvent(
+        "agent:a",
+        "request",
+        "anthropic",
+        "allow",
+        "allowed",
+        {"agent_id": "ag_1", "key": "key_1", "cost_micros": cost, "t": int(T.timestamp())},
+    )
+
+
+def _line(scope: str, period: Period) -> Line:
+    return Line(scope, "ag_1" if scope == "agent" else "key_1", period, period_start(period, T))
+
+
+def test_flush_then_replay_counts_every_request_once(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path / "s.db"), create=True)
+    log = AuditLog(tmp_path / "audit", Ed25519PrivateKey.generate())
+    ledger = SpendLedger(store)
+    lines = [_line(s, p) for p in Period for s in ("agent", "key")]
+    first = log.append([_request(100)])[0]
+    ledger.charge(lines, 100, first.seq)
+    ledger.flush()  # stored, watermark = first.seq
+    second = log.append([_request(40)])[0]
+    ledger.charge(lines, 40, second.seq)  # then the gateway dies before the next flush
+    counters = MemoryCounters()
+    with store.transaction() as tx:
+        replayed = SpendLedger.load(tx, counters, tmp_path / "audit", since=period_start(Period.MONTH, T))
+    assert replayed == 1
+    for line in lines:
+        assert counters.totals(line).spent == 140
+    store.close()
+    log.close()
+
+
+def test_the_watermark_does_not_advance_while_an_audit_write_is_outstanding(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path / "s.db"), create=True)
+    ledger = SpendLedger(store)
+    ledger.charge([_line("agent", Period.DAY)], 10, 5)
+    ledger.auditing = 1
+    ledger.flush()
+    with store.transaction() as tx:
+        assert tx.get_meta("spend.audit_seq") == "0"  # a crash now may count twice, never zero times
+        assert [r.micros for r in tx.get_spend()] == [10]
+    ledger.auditing = 0
+    ledger.flush()
+    with store.transaction() as tx:
+        assert tx.get_meta("spend.audit_seq") == "5"
+    store.close()
