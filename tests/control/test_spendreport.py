@@ -1,27 +1,16 @@
 from datetime import UTC, datetime
 
 from gatepass.control.spendreport import spend_report, store_totals
-from gatepass.model import Agent, AgentStatus, KeyRecord, PolicyMode
 from gatepass.store.interface import SpendRow
 from gatepass.units import Budget, Period, period_start
+from tests.factories import make_agent, make_key
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def test_report_against_budgets() -> None:
-    agent = Agent(
-        "ag_1",
-        "acme-research-dev",
-        "me@example.com",
-        "me+a@example.com",
-        "",
-        AgentStatus.ACTIVE,
-        PolicyMode.ENFORCE,
-        NOW,
-        NOW,
-        budgets=(Budget(5_000_000, Period.DAY),),
-    )
-    key = KeyRecord("key_1", "ag_1", NOW, NOW, budgets=(Budget(1_000_000, Period.MONTH),))
+    agent = make_agent(budgets=(Budget(5_000_000, Period.DAY),))
+    key = make_key(budgets=(Budget(1_000_000, Period.MONTH),))
     rows = [
         SpendRow("agent", "ag_1", Period.DAY, period_start(Period.DAY, NOW), 1_250_000),
         SpendRow("agent", "ag_1", Period.DAY, datetime(2026, 11, 26, tzinfo=UTC), 9_000_000),  # yesterday

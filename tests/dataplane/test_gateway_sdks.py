@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 
 import anthropic
 import openai
@@ -38,6 +40,11 @@ def test_anthropic_sync_message_is_forwarded_with_the_real_secret_and_metered(se
     agent = setup.spend()["agents"][0]
     month = next(p for p in agent["periods"] if p["period"] == "month")
     assert month["spent_micros"] == meta["cost_micros"] and month["reserved_micros"] == 0
+    deadline = time.monotonic() + 5  # the gateway writes "last used" behind, once a second
+    while json.loads(setup.gp("key", "list", "--json").out)[0]["last_used_at"] is None:
+        assert time.monotonic() < deadline, "last use never recorded"
+        time.sleep(0.1)
+    assert json.loads(setup.gp("key", "list", "--json").out)[0]["last_used_ip"] == "127.0.0.1"
 
 
 def test_anthropic_stream_is_passed_through_and_metered(setup: Setup) -> None:

@@ -3,24 +3,13 @@ from datetime import UTC, datetime, timedelta
 
 from gatepass.dataplane.parts import KeyDigests, LineBook
 from gatepass.keyformat import generate_key
-from gatepass.model import Agent, AgentStatus, KeyRecord, PolicyMode
 from gatepass.units import Budget, Period
 from gatepass.vault import MasterKey, Vault
+from tests.factories import make_agent, make_key
 
 NOW = datetime(2026, 11, 27, 23, 59, tzinfo=UTC)
-AGENT = Agent(
-    "ag_1",
-    "acme-research-dev",
-    "me@example.com",
-    "me+a@example.com",
-    "",
-    AgentStatus.ACTIVE,
-    PolicyMode.ENFORCE,
-    NOW,
-    NOW,
-    budgets=(Budget(5_000_000, Period.DAY),),
-)
-KEY = KeyRecord("key_1", "ag_1", NOW, NOW + timedelta(hours=1), budgets=(Budget(1_000_000, Period.MONTH),))
+AGENT = make_agent(budgets=(Budget(5_000_000, Period.DAY),))
+KEY = make_key(budgets=(Budget(1_000_000, Period.MONTH),))
 
 
 def test_line_book_charges_eight_lines_and_limits_the_budgeted_ones() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,8 +12,9 @@ from gatepass.dataplane.http.client import Origin
 from gatepass.dataplane.http.messages import IncomingRequest
 from gatepass.dataplane.state import Credential, RuntimeState, UpstreamEntry
 from gatepass.keyformat import generate_key
-from gatepass.model import Agent, AgentStatus, AuthStyle, Grant, KeyRecord, PolicyMode, Upstream, UpstreamType
+from gatepass.model import AuthStyle, Grant, Upstream, UpstreamType
 from gatepass.providers import get_provider
+from tests.factories import make_agent, make_key
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 KEY = generate_key().reveal()
@@ -22,19 +23,9 @@ DIGEST = b"\x01" * 32
 
 def _state() -> RuntimeState:
     state = RuntimeState.__new__(RuntimeState)
-    agent = Agent(
-        "ag_1",
-        "acme-research-dev",
-        "me@example.com",
-        "me+a@example.com",
-        "",
-        AgentStatus.ACTIVE,
-        PolicyMode.ENFORCE,
-        NOW,
-        NOW,
-    )
+    agent = make_agent()
     state.agents = {agent.id: agent}
-    state.keys = {DIGEST: KeyRecord("key_1", "ag_1", NOW, NOW + timedelta(hours=1))}
+    state.keys = {DIGEST: make_key()}
     state.grants = {"ag_1": (Grant("gr_1", "ag_1", "anthropic"),)}
     upstream = Upstream(
         "anthropic", UpstreamType.ANTHROPIC, "http://127.0.0.1:9", AuthStyle("header", "x-api-key"), "main", NOW

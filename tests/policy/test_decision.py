@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from gatepass.model import Agent, AgentStatus, Grant, KeyRecord, PolicyMode
 from gatepass.policy.decision import Reason, Request, Result, decide
+from tests.factories import NOW, make_agent, make_key
 
-NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
-AGENT = Agent(
-    "ag_1",
-    "acme-research-dev",
-    "me@example.com",
-    "me+a@example.com",
-    "",
-    AgentStatus.ACTIVE,
-    PolicyMode.ENFORCE,
-    NOW,
-    NOW,
-)
-KEY = KeyRecord("key_1", "ag_1", NOW, NOW + timedelta(hours=1))
+AGENT = make_agent()
+KEY = make_key()
 GRANTS = (
     Grant("gr_llm", "ag_1", "anthropic", models=("claude-haiku-*",)),
     Grant("gr_gh", "ag_1", "github", methods=("GET",), paths=("/repos/acme/docs/**",)),

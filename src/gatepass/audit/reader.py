@@ -6,6 +6,7 @@ of a batch that a writer is still writing, nor a torn line left by a crash.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from gatepass.errors import AuditError
 from . import _files
 from .record import AuditRecord, parse_record
 
-__all__ = ["iter_directory", "records_after", "tail_directory"]
+__all__ = ["iter_directory", "iter_directory_reverse", "records_after", "tail_directory"]
 
 
 def _open_log(directory: Path) -> tuple[int, int] | None:
@@ -50,49 +51,38 @@ def iter_directory(directory: Path) -> Iterator[AuditRecord]:
         os.close(fd)
 
 
+def iter_directory_reverse(directory: Path) -> Iterator[AuditRecord]:
+    """The records of the log in ``directory``, last to first, read backward from the end by blocks
+    (so the cost depends on how far back the caller reads, not on the size of the log)."""
+    opened = _open_log(Path(directory))
+    if opened is None:
+        return
+    fd, end = opened
+    try:
+        for offset, line in _files.iter_lines_reverse(fd, end):
+            yield parse_record(line, offset=offset)
+    finally:
+        os.close(fd)
+
+
 def tail_directory(
     directory: Path, n: int, predicate: Callable[[AuditRecord], bool] | None = None
 ) -> list[AuditRecord]:
     """The last ``n`` records (those matching ``predicate``, if given) of the log, oldest first.
-
-    Reads backward from the end by blocks, so the cost depends on how far back the matches are,
-    not on the size of the log. An empty list when there is no log yet.
-    """
-    if n <= 0:
-        return []
-    opened = _open_log(Path(directory))
-    if opened is None:
-        return []
-    fd, end = opened
+    An empty list when there is no log yet."""
     found: list[AuditRecord] = []
-    try:
-        for offset, line in _files.iter_lines_reverse(fd, end):
-            record = parse_record(line, offset=offset)
+    if n > 0:
+        for record in iter_directory_reverse(directory):
             if predicate is None or predicate(record):
                 found.append(record)
                 if len(found) == n:
                     break
-    finally:
-        os.close(fd)
     found.reverse()
     return found
 
 
 def records_after(directory: Path, seq: int) -> list[AuditRecord]:
-    """The records with a sequence number above ``seq``, oldest first, read backward from the end
-    (so the cost depends on how many there are, not on the size of the log)."""
-    opened = _open_log(Path(directory))
-    if opened is None:
-        return []
-    fd, end = opened
-    found: list[AuditRecord] = []
-    try:
-        for offset, line in _files.iter_lines_reverse(fd, end):
-            record = parse_record(line, offset=offset)
-            if record.seq <= seq:
-                break
-            found.append(record)
-    finally:
-        os.close(fd)
+    """The records with a sequence number above ``seq``, oldest first."""
+    found = list(itertools.takewhile(lambda record: record.seq > seq, iter_directory_reverse(directory)))
     found.reverse()
     return found

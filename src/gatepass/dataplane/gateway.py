@@ -75,7 +75,8 @@ class Gateway:
 
     async def _forward(self, ex: Exchange, writer: ResponseWriter) -> None:
         entry = ex.entry
-        assert entry is not None
+        assert entry is not None and ex.key is not None
+        self.p.spend.touch(ex.key.id, ex.now, ex.request.client_ip)  # "last used" in gatepass key list
         if entry.credential is None and entry.upstream.auth.kind != "none":
             ex.deny(503, "upstream_misconfigured", entry.problem or f"upstream {entry.upstream.name} has no credential")
             return
