@@ -22,6 +22,9 @@ Example (what the gateway does after settling a request's cost)::
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .breaker import LoopBreaker, Trip
 from .notify import (
     Alert,
@@ -33,9 +36,30 @@ from .notify import (
     loop_alert,
     threshold_alert,
 )
-from .smtp import SmtpNotifier
 from .thresholds import Action, FiredKey, Firing, Threshold, due, parse_threshold, parse_thresholds
-from .webhook import SIGNATURE_HEADER, WebhookNotifier, encode_alert, sign, verify_signature
+
+if TYPE_CHECKING:
+    from .smtp import SmtpNotifier
+    from .webhook import SIGNATURE_HEADER, WebhookNotifier, encode_alert, sign, verify_signature
+
+# The two delivery channels import aiohttp and smtplib: loaded on first use, so that every CLI
+# command (the store reads thresholds) does not pay for them.
+_LAZY = {
+    "SmtpNotifier": ".smtp",
+    "SIGNATURE_HEADER": ".webhook",
+    "WebhookNotifier": ".webhook",
+    "encode_alert": ".webhook",
+    "sign": ".webhook",
+    "verify_signature": ".webhook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)
+
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import click
 
-from gatepass import __version__
 from gatepass.cli import agents, alerts, audit, gateway, grants, keys, policy, vault
 from gatepass.cli.output import note
 from gatepass.control.app import init_home
@@ -42,7 +41,7 @@ Environment:
 
 
 @click.group(help=_HELP, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="gatepass")
+@click.version_option(package_name="gatepass", prog_name="gatepass")
 @click.option(
     "--home",
     type=click.Path(file_okay=False),
