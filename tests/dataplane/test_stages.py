@@ -111,3 +111,5 @@ def test_authenticate_accepts_either_header() -> None:
         ex = _exchange(b"/anthropic/v1/messages", headers)
         stages.authenticate(ex, _state(), lambda text: DIGEST if text == KEY else None)
         assert ex.denial is None and ex.key is not None and ex.agent is not None
+        stages.route(ex, _state())
+        assert KEY not in repr(ex) and "real" not in repr(ex.entry)  # reprs hide the key and the credential
