@@ -21,18 +21,19 @@ from .helpers import event
 OpenLog = Callable[..., AuditLog]
 
 
-def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[list[AuditRecord]]:
-    """Record each batch the log made durable (append returns only after its fsync)."""
-    batches: list[list[AuditRecord]] = []
-    real_append = log.append
+def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """After each fsync of the log, the highest seq it made durable (everything written before it)."""
+    synced: list[int] = []
+    real_sync = log.sync
 
-    def append(events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        records = real_append(events)
-        batches.append(records)
-        return records
+    def sync() -> bool:
+        covered = log._seq  # written before this fsync started
+        done = real_sync()
+        synced.append(covered)
+        return done
 
-    monkeypatch.setattr(log, "append", append)
-    return batches
+    monkeypatch.setattr(log, "sync", sync)
+    return synced
 
 
 def slow_fsync(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.005) -> None:
@@ -57,27 +58,27 @@ async def test_concurrent_writes_are_batched_durable_and_chained(
     async def one(i: int) -> AuditRecord:
         await asyncio.sleep(0.001 * (i % 20))  # arrive over ~20 ms, while batches are written
         record = await writer.write(event(i))
-        assert any(record in batch for batch in durable)  # durable before write() returned
+        assert durable and record.seq <= max(durable)  # durable before write() returned
         return record
 
     records = await asyncio.gather(*(one(i) for i in range(200)))
     assert [r.meta["n"] for r in records] == list(range(200))
     assert sorted(r.seq for r in records) == list(range(1, 201))
     fsyncs = log.fsync_count - before
-    assert 1 <= fsyncs < 50
-    assert writer.batches == len(durable) == fsyncs
+    assert 1 <= fsyncs < 50  # group commit: far fewer fsyncs than records
+    assert writer.syncs == len(durable) == fsyncs and writer.batches >= fsyncs
     assert sorted(list(log.iter_records()), key=lambda r: r.seq) == sorted(records, key=lambda r: r.seq)
     await writer.close()
     report = verify_directory(log_dir, key.public_key())
     assert report.ok and report.records == 200 and report.last_checkpoint_seq == 200
 
 
-async def test_batches_are_capped(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_writes_of_one_loop_turn_are_one_batch(open_log: OpenLog) -> None:
     log = open_log()
-    durable = track_durable(log, monkeypatch)
-    writer = AsyncAuditWriter(log, max_batch=16)
+    writer = AsyncAuditWriter(log)
+    before = log.fsync_count
     await asyncio.gather(*(writer.write(event(i)) for i in range(100)))
-    assert [len(batch) for batch in durable] == [16] * 6 + [4]
+    assert writer.batches == 1 and writer.syncs == 1 and log.fsync_count - before == 1
 
 
 async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
@@ -95,16 +96,19 @@ async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
 
     monkeypatch.setattr(os, "fsync", fsync_failing_once)
     results = await asyncio.gather(*(writer.write(event(i)) for i in range(10)), return_exceptions=True)
-    assert writer.batches == 1  # all ten waited on the one batch that failed
+    assert writer.syncs == 1  # all ten waited on the one fsync that failed
     assert all(isinstance(r, AuditWriteError) for r in results)
     assert len({id(r) for r in results}) == 10  # each waiter has its own exception
     assert "Input/output error" in str(results[0])
 
     records = await asyncio.gather(*(writer.write(event(i)) for i in range(10, 20)))
-    assert [r.seq for r in records] == list(range(1, 11))
+    # The ten are in the file (written before the fsync failed), followed by a record that says so.
+    assert [r.seq for r in records] == list(range(12, 22))
+    note = [r for r in log.iter_records() if r.seq == 11][0]
+    assert note.action == "audit.sync_failed" and note.meta["first_seq"] == 1 and note.meta["last_seq"] == 10
     await writer.close()
     report = verify_directory(log_dir, key.public_key())
-    assert report.ok and report.records == 10
+    assert report.ok and report.records == 21
 
 
 async def test_an_unrecordable_event_fails_only_its_caller(open_log: OpenLog) -> None:

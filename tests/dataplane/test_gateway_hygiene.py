@@ -27,9 +27,11 @@ def test_no_secret_or_key_leaks_anywhere(setup: Setup, caplog: pytest.LogCapture
     with pytest.raises(anthropic.APIStatusError):
         client.messages.create(model=HAIKU, max_tokens=8, messages=[{"role": "user", "content": "reset"}])
     setup.fake.reset_behaviour()
-    refusals = [http("POST", setup.url + "/anthropic/v1/messages", headers={"x-api-key": setup.key}, body=b"{bad"),
-                http("GET", setup.url + "/anthropic/v1/models", headers={"x-api-key": setup.key + "x"}),
-                http("GET", setup.url + "/openai/v1/models", headers={"authorization": "Bearer " + setup.key[:-1]})]
+    refusals = [
+        http("POST", setup.url + "/anthropic/v1/messages", headers={"x-api-key": setup.key}, body=b"{bad"),
+        http("GET", setup.url + "/anthropic/v1/models", headers={"x-api-key": setup.key + "x"}),
+        http("GET", setup.url + "/openai/v1/models", headers={"authorization": "Bearer " + setup.key[:-1]}),
+    ]
     token = (home / "admin.token").read_text().strip()
     gateway = setup.gateway
     assert gateway is not None
@@ -39,8 +41,13 @@ def test_no_secret_or_key_leaks_anywhere(setup: Setup, caplog: pytest.LogCapture
     gateway.run(gateway.service.audit.flush())
 
     secrets = [setup.secrets["anthropic"], setup.secrets["openai"], setup.key]
-    texts = {"logs": caplog.text, "metrics": metrics.body.decode(), "spend": spend.body.decode(),
-             "status": status.body.decode(), "audit": json.dumps(setup.audit(n=100))}
+    texts = {
+        "logs": caplog.text,
+        "metrics": metrics.body.decode(),
+        "spend": spend.body.decode(),
+        "status": status.body.decode(),
+        "audit": json.dumps(setup.audit(n=100)),
+    }
     for i, reply in enumerate(refusals):
         texts[f"refusal {i}"] = reply.body.decode() + json.dumps(reply.headers)
     for where, text in texts.items():

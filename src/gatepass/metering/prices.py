@@ -58,6 +58,11 @@ class TierPrice:
         """The dearest way an input token can be billed."""
         return max(self.input, self.cache_write, self.cache_write_1h, self.cache_read)
 
+    def worst_nanos(self, prompt_tokens: int, output_tokens: int) -> int:
+        return prompt_tokens * max(self.input, self.cache_write, self.cache_write_1h, self.cache_read) + (
+            output_tokens * self.output
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
@@ -90,8 +95,11 @@ class ModelPrice:
             raise ValueError("worst_case_micros needs non-negative sizes")
         prompt = input_bytes + PROMPT_OVERHEAD_TOKENS
         output = self.max_output_tokens if max_output_tokens is None else max_output_tokens
-        tiers = {self.base, self.tier_for(prompt)}
-        return max(_ceil_micros(prompt * t.highest_input + output * t.output) for t in tiers)
+        worst = self.base.worst_nanos(prompt, output)
+        tier = self.tier_for(prompt)
+        if tier is not self.base:
+            worst = max(worst, tier.worst_nanos(prompt, output))
+        return _ceil_micros(worst)
 
 
 def _ceil_micros(nanos: int) -> int:
