@@ -7,13 +7,13 @@ import errno
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gatepass.audit import AsyncAuditWriter, AuditEvent, AuditLog, AuditRecord, verify_directory
+from gatepass.audit import AsyncAuditWriter, AuditLog, AuditRecord, verify_directory
 from gatepass.errors import AuditWriteError
 
 from .helpers import event
@@ -104,7 +104,7 @@ async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
     records = await asyncio.gather(*(writer.write(event(i)) for i in range(10, 20)))
     # The ten are in the file (written before the fsync failed), followed by a record that says so.
     assert [r.seq for r in records] == list(range(12, 22))
-    note = [r for r in log.iter_records() if r.seq == 11][0]
+    note = next(r for r in log.iter_records() if r.seq == 11)
     assert note.action == "audit.sync_failed" and note.meta["first_seq"] == 1 and note.meta["last_seq"] == 10
     await writer.close()
     report = verify_directory(log_dir, key.public_key())
