@@ -67,6 +67,12 @@ class GatewayService:
         self.metrics = Metrics()
         self.state = RuntimeState(app.vault)
         self.counters = MemoryCounters()
+        self.spend = SpendLedger(app.store)
+        audit = app.config.audit
+        self.audit = AsyncAuditWriter(
+            app.audit, durable=audit.durability == "fsync", sync_interval=audit.sync_interval_ms / 1000
+        )
+        self.pool = UpstreamPool(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
         self.started = time.monotonic()
         self._lock_fd: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -101,17 +107,9 @@ class GatewayService:
                 now = app.now()
                 since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
                 replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, since)
-            self.spend = SpendLedger(app.store)
-            audit_config = app.config.audit
-            self.audit = AsyncAuditWriter(
-                app.audit,
-                durable=audit_config.durability == "fsync",
-                sync_interval=audit_config.sync_interval_ms / 1000,
-            )
             self.alerts = AlertEngine(app, self.state, self.counters, self.audit, _notifier(app), self.refresh)
             with app.read() as tx:
                 self.alerts.load(tx, since)
-            self.pool = UpstreamPool(connect_timeout=config.connect_timeout, read_timeout=config.read_timeout)
             self.gateway = Gateway(
                 GatewayParts(
                     state=self.state,
@@ -202,13 +200,11 @@ class GatewayService:
         await self._cleanup()
 
     async def _cleanup(self) -> None:
-        if hasattr(self, "audit"):
-            await self.audit.close()
+        await self.audit.close()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
             self._admin_runner = None
-        if hasattr(self, "pool"):
-            await self.pool.close()
+        await self.pool.close()
         if self._lock_fd is not None:
             remove_gateway_info(self.app.home)
             os.close(self._lock_fd)

@@ -63,7 +63,6 @@ class Exchange:
     cost: int = 0
     upstream_error: str | None = None
     client_gone: bool = False
-    first_byte: float | None = None
     # outcome
     denial: Denial | None = None
     responded: bool = False

@@ -89,7 +89,6 @@ class Gateway:
             self._upstream_failed(ex, exc, sent=not isinstance(exc, UpstreamConnectError))
             return
         ex.status = response.status
-        ex.first_byte = time.perf_counter()
         route = ex.route
         metered = route is not None and route.metered and response.status < 300
         out_headers = downstream_headers(response.headers, ex.id.encode())
