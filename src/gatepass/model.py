@@ -20,6 +20,8 @@ __all__ = [
     "Agent",
     "AgentStatus",
     "AuthStyle",
+    "Canary",
+    "EgressRule",
     "Grant",
     "KeyDefaults",
     "KeyRecord",
@@ -203,3 +205,44 @@ class KeyDefaults:
 
     default_ttl: timedelta = timedelta(hours=1)
     max_ttl: timedelta = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class EgressRule:
+    """One host an agent may reach through the egress proxy.
+
+    ``host`` is a lowercase DNS name (``api.example.com``), a wildcard over its subdomains
+    (``*.example.com``, which does not match ``example.com`` itself) or an IP address; ``ports``
+    empty means 80 and 443.
+    """
+
+    id: str
+    agent_id: str
+    host: str
+    ports: tuple[int, ...] = ()
+    created_at: datetime | None = field(default=None, compare=False)
+
+    def text(self) -> str:
+        return self.host + (":" + ",".join(str(p) for p in self.ports) if self.ports else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Canary:
+    """Decoy credentials planted in an agent's environment (and optionally a file in its folder).
+
+    The values (environment name -> decoy) are sealed by the vault in ``sealed``; they are not real
+    credentials, but an agent that could read them here could also avoid them. ``revoke`` says
+    whether a canary seen in traffic revokes the agent's keys as well as blocking and alerting.
+    """
+
+    id: str
+    agent_id: str
+    kind: str
+    sealed: str
+    fingerprint: str
+    file: str | None = None
+    revoke: bool = True
+    created_at: datetime | None = field(default=None, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Canary(id={self.id!r}, agent_id={self.agent_id!r}, kind={self.kind!r})"

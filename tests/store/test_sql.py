@@ -13,7 +13,18 @@ import pytest
 import sqlalchemy as sa
 
 from gatepass.errors import ConflictError, HomeError, StoreCorruptError, StoreError, StoreLockedError
-from gatepass.model import Agent, AgentStatus, AuthStyle, Grant, KeyRecord, PolicyMode, Upstream, UpstreamType
+from gatepass.model import (
+    Agent,
+    AgentStatus,
+    AuthStyle,
+    Canary,
+    EgressRule,
+    Grant,
+    KeyRecord,
+    PolicyMode,
+    Upstream,
+    UpstreamType,
+)
 from gatepass.store import SealedSecret, SqlStore, sqlite_url
 from gatepass.store import schema as t
 from gatepass.units import Budget, Period
@@ -141,6 +152,37 @@ def test_upstreams_secrets_grants(store: SqlStore) -> None:
         assert tx.delete_secret("anthropic-main")
         assert tx.delete_upstream("anthropic")
         assert tx.list_upstreams() == []
+
+
+def test_egress_rules_and_canaries_round_trip_feed_changes_and_go_with_their_agent(store: SqlStore) -> None:
+    rule = EgressRule("eg_1", "ag_acme-res", "*.example.com", (443, 8443), NOW)
+    bare = EgressRule("eg_2", "ag_acme-res", "api.example.org", (), NOW)
+    canary = Canary("cn_1", "ag_acme-res", "aws", "sealed-text", "fp", ".env", False, NOW)
+    with store.transaction(write=True) as tx:
+        tx.put_agent(_agent())
+        seq = tx.last_change_seq()
+        tx.add_egress_rule(rule)
+        tx.add_egress_rule(bare)
+        tx.add_canary(canary)
+        assert [(c.kind, c.ref) for c in tx.changes_since(seq)] == [
+            ("egress", "ag_acme-res"),
+            ("egress", "ag_acme-res"),
+            ("canaries", "ag_acme-res"),
+        ]
+    with store.transaction() as tx:
+        assert tx.list_egress_rules("ag_acme-res") == [rule, bare]
+        assert tx.list_egress_rules("ag_other") == []
+        assert tx.list_canaries() == [canary]
+        assert "sealed-text" not in repr(canary)
+    with store.transaction(write=True) as tx:
+        assert tx.delete_egress_rule("eg_1")
+        assert not tx.delete_egress_rule("eg_1")
+        assert tx.list_egress_rules() == [bare]
+        tx.delete_agent("ag_acme-res")
+    with store.transaction() as tx:
+        assert tx.list_egress_rules() == []
+        assert tx.list_canaries() == []
+        assert not tx.delete_canary("cn_1")
 
 
 def test_keys_use_revoke_and_cascade(store: SqlStore) -> None:

@@ -13,10 +13,10 @@ import base64
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from gatepass.dataplane.http.client import Origin
-from gatepass.model import Agent, AuthStyle, Grant, KeyRecord, Upstream
+from gatepass.model import Agent, AuthStyle, Canary, EgressRule, Grant, KeyRecord, Upstream
 from gatepass.providers import Provider, get_provider
 from gatepass.sensitive import Secret
 from gatepass.store import Transaction
@@ -72,6 +72,16 @@ class UpstreamEntry:
     problem: str | None
 
 
+_Owned = TypeVar("_Owned", EgressRule, Canary)
+
+
+def _by_agent(items: Iterable[_Owned]) -> dict[str, tuple[_Owned, ...]]:
+    grouped: dict[str, list[_Owned]] = {}
+    for item in items:
+        grouped.setdefault(item.agent_id, []).append(item)
+    return {agent_id: tuple(found) for agent_id, found in grouped.items()}
+
+
 class RuntimeState:
     """The gateway's in-memory view of the store."""
 
@@ -83,6 +93,8 @@ class RuntimeState:
         self.agent_ids: dict[str, str] = {}  # name -> id
         self.grants: dict[str, tuple[Grant, ...]] = {}  # agent id -> grants
         self.upstreams: dict[str, UpstreamEntry] = {}
+        self.egress: dict[str, tuple[EgressRule, ...]] = {}  # agent id -> hosts it may reach through the proxy
+        self.canaries: dict[str, tuple[Canary, ...]] = {}  # agent id -> its decoys (values sealed)
         self.seq = 0
 
     # -- loading ----------------------------------------------------------------------------------
@@ -94,6 +106,8 @@ class RuntimeState:
         for grant in tx.list_grants():
             grants.setdefault(grant.agent_id, []).append(grant)
         self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
+        self.egress = _by_agent(tx.list_egress_rules())
+        self.canaries = _by_agent(tx.list_canaries())
         self.keys = {}
         self._digest_of = {}
         for record, digest in tx.iter_keys_with_digests():
@@ -115,6 +129,10 @@ class RuntimeState:
                     self.grants[change.ref] = tuple(tx.list_grants(change.ref))
                 case "upstream":
                     self._reload_upstream(tx, change.ref)
+                case "egress":
+                    self.egress[change.ref] = tuple(tx.list_egress_rules(change.ref))
+                case "canaries":
+                    self.canaries[change.ref] = tuple(tx.list_canaries(change.ref))
                 case "secret":
                     for upstream in tx.list_upstreams():
                         if upstream.secret_name == change.ref:
@@ -132,6 +150,8 @@ class RuntimeState:
             self.agent_ids.pop(old.name, None)
         if agent is None:
             self.grants.pop(agent_id, None)
+            self.egress.pop(agent_id, None)
+            self.canaries.pop(agent_id, None)
             for record in [r for r in self.keys.values() if r.agent_id == agent_id]:
                 self._drop_key(record.id)
             return

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gatepass.alerts.thresholds import Threshold
-from gatepass.model import Agent, Grant, KeyRecord, Upstream
+from gatepass.model import Agent, Canary, EgressRule, Grant, KeyRecord, Upstream
 from gatepass.units import Budget, Period
 
 __all__ = ["Change", "SealedSecret", "SpendRow", "Store", "Transaction"]
@@ -35,7 +35,8 @@ class SpendRow:
 @dataclass(frozen=True, slots=True)
 class Change:
     """One entry of the change feed: ``kind`` of object changed ("agent", "key", "grants", "upstream",
-    "secret", "settings", "alerts") and ``ref``, its id or name."""
+    "secret", "settings", "alerts", "egress", "canaries") and ``ref``, its id or name (the agent's id
+    for "grants", "alerts", "egress" and "canaries")."""
 
     seq: int
     kind: str
@@ -189,6 +190,26 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def fired_since(self, since: datetime) -> set[tuple[str, datetime]]:
         """(threshold id, period start) of the firings of periods that started at or after ``since``."""
+
+    # -- egress allowlist ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_egress_rule(self, rule: EgressRule) -> None: ...
+
+    @abc.abstractmethod
+    def list_egress_rules(self, agent_id: str | None = None) -> list[EgressRule]: ...
+
+    @abc.abstractmethod
+    def delete_egress_rule(self, rule_id: str) -> bool: ...
+
+    # -- canaries ------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_canary(self, canary: Canary) -> None: ...
+
+    @abc.abstractmethod
+    def list_canaries(self, agent_id: str | None = None) -> list[Canary]: ...
+
+    @abc.abstractmethod
+    def delete_canary(self, canary_id: str) -> bool: ...
 
     # -- change feed ---------------------------------------------------------------------------------
     @abc.abstractmethod

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_HEAD", "agents", "budgets", "grants", "keys", "meta", "metadata", "secrets", "upstreams"]
+__all__ = ["SCHEMA_HEAD", "agents", "budgets", "canaries", "egress_rules", "grants", "keys", "meta", "metadata", "secrets", "upstreams"]
 
 #: The newest migration; the store refuses to open a database newer than this.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 metadata = sa.MetaData()
 
@@ -148,4 +148,29 @@ changes = sa.Table(
     sa.Column("kind", sa.String(20), nullable=False),
     sa.Column("ref", sa.String(100), nullable=False),
     sa.Column("at", sa.BigInteger, nullable=False),
+)
+
+#: Hosts an agent may reach through the egress proxy (deny by default).
+egress_rules = sa.Table(
+    "egress_rules",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("agent_id", sa.String(40), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("ports", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+#: Decoy credentials planted in agents' environments; values sealed by the vault.
+canaries = sa.Table(
+    "canaries",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("agent_id", sa.String(40), sa.ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("sealed", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("file", sa.String(1000), nullable=True),
+    sa.Column("revoke", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
 )

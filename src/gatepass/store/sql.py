@@ -34,6 +34,8 @@ from gatepass.model import (
     Agent,
     AgentStatus,
     AuthStyle,
+    Canary,
+    EgressRule,
     Grant,
     KeyRecord,
     PolicyMode,
@@ -394,6 +396,8 @@ class _SqlTransaction(Transaction):
         self._c.execute(t.alerts.delete().where(t.alerts.c.agent_id == agent_id))
         self._c.execute(t.keys.delete().where(t.keys.c.agent_id == agent_id))
         self._c.execute(t.grants.delete().where(t.grants.c.agent_id == agent_id))
+        self._c.execute(t.egress_rules.delete().where(t.egress_rules.c.agent_id == agent_id))
+        self._c.execute(t.canaries.delete().where(t.canaries.c.agent_id == agent_id))
         for key_id in key_ids:
             self._changed("key", key_id)
         self._changed("agent", agent_id)
@@ -438,6 +442,84 @@ class _SqlTransaction(Transaction):
             return False
         self._c.execute(t.grants.delete().where(t.grants.c.id == grant_id))
         self._changed("grants", agent_id)
+        return True
+
+    # -- egress allowlist -----------------------------------------------------------------------------
+    def add_egress_rule(self, rule: EgressRule) -> None:
+        created = rule.created_at or datetime.now(UTC)
+        self._c.execute(
+            t.egress_rules.insert().values(
+                id=rule.id, agent_id=rule.agent_id, host=rule.host, ports=list(rule.ports), created_at=_ts(created)
+            )
+        )
+        self._changed("egress", rule.agent_id)
+
+    def list_egress_rules(self, agent_id: str | None = None) -> list[EgressRule]:
+        query = sa.select(t.egress_rules).order_by(t.egress_rules.c.created_at, t.egress_rules.c.id)
+        if agent_id is not None:
+            query = query.where(t.egress_rules.c.agent_id == agent_id)
+        return [
+            EgressRule(
+                id=r.id,
+                agent_id=r.agent_id,
+                host=r.host,
+                ports=tuple(int(p) for p in _json_list(r.ports)),
+                created_at=_dt(r.created_at),
+            )
+            for r in self._c.execute(query)
+        ]
+
+    def delete_egress_rule(self, rule_id: str) -> bool:
+        table = t.egress_rules
+        agent_id = self._c.execute(sa.select(table.c.agent_id).where(table.c.id == rule_id)).scalar()
+        if agent_id is None:
+            return False
+        self._c.execute(table.delete().where(table.c.id == rule_id))
+        self._changed("egress", agent_id)
+        return True
+
+    # -- canaries -------------------------------------------------------------------------------------
+    def add_canary(self, canary: Canary) -> None:
+        created = canary.created_at or datetime.now(UTC)
+        self._c.execute(
+            t.canaries.insert().values(
+                id=canary.id,
+                agent_id=canary.agent_id,
+                kind=canary.kind,
+                sealed=canary.sealed,
+                fingerprint=canary.fingerprint,
+                file=canary.file,
+                revoke=canary.revoke,
+                created_at=_ts(created),
+            )
+        )
+        self._changed("canaries", canary.agent_id)
+
+    def list_canaries(self, agent_id: str | None = None) -> list[Canary]:
+        query = sa.select(t.canaries).order_by(t.canaries.c.created_at, t.canaries.c.id)
+        if agent_id is not None:
+            query = query.where(t.canaries.c.agent_id == agent_id)
+        return [
+            Canary(
+                id=r.id,
+                agent_id=r.agent_id,
+                kind=r.kind,
+                sealed=r.sealed,
+                fingerprint=r.fingerprint,
+                file=r.file,
+                revoke=bool(r.revoke),
+                created_at=_dt(r.created_at),
+            )
+            for r in self._c.execute(query)
+        ]
+
+    def delete_canary(self, canary_id: str) -> bool:
+        table = t.canaries
+        agent_id = self._c.execute(sa.select(table.c.agent_id).where(table.c.id == canary_id)).scalar()
+        if agent_id is None:
+            return False
+        self._c.execute(table.delete().where(table.c.id == canary_id))
+        self._changed("canaries", agent_id)
         return True
 
     # -- keys ---------------------------------------------------------------------------------------
