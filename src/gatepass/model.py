@@ -16,6 +16,7 @@ from gatepass.errors import InvalidInputError
 from gatepass.units import Budget
 
 __all__ = [
+    "LEAK_ACTIONS",
     "NO_LIMITS",
     "Agent",
     "AgentStatus",
@@ -149,14 +150,22 @@ class Grant:
     methods: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
     created_at: datetime | None = field(default=None, compare=False)
+    #: What the leak guard does with a request under this grant that carries a secret or a
+    #: credential: "block" (the default), "redact" (send it with the match replaced) or "report".
+    leaks: str = "block"
 
     def scope_text(self) -> str:
         parts = [
             f"models={','.join(self.models)}" if self.models else "",
             f"methods={','.join(self.methods)}" if self.methods else "",
             f"paths={','.join(self.paths)}" if self.paths else "",
+            f"leaks={self.leaks}" if self.leaks != "block" else "",
         ]
         return " ".join(p for p in parts if p) or "everything"
+
+
+#: The leak guard's actions, per grant.
+LEAK_ACTIONS: Final = ("block", "redact", "report")
 
 
 class KeyState(enum.StrEnum):

@@ -20,9 +20,16 @@ def test_allow_grants_disallow_and_check(ready: Gp) -> None:
             "models": ["claude-haiku-*", "claude-sonnet-*"],
             "methods": [],
             "paths": [],
+            "leaks": "block",
             "created_at": grants[0]["created_at"],
         }
     ]
+    other = gp(
+        "allow", "acme-research-dev", "anthropic", "--models", "claude-haiku-*,claude-sonnet-*", "--leaks", "report"
+    )
+    assert other.code == 2 and f"remove it first with gatepass disallow acme-research-dev {grant_id}" in other.err
+    bad = gp("allow", "acme-research-dev", "anthropic", "--leaks", "ignore")
+    assert bad.code == 2 and "'ignore' is not one of 'block', 'redact', 'report'" in bad.err
     ok = gp("check", "acme-research-dev", "anthropic", "--model", "claude-haiku-4-5", "--json")
     assert ok.code == 0 and json.loads(ok.out)["grant"] == grant_id
     denied = gp("check", "acme-research-dev", "anthropic", "--model", "claude-opus-4-1")

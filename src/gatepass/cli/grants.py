@@ -10,7 +10,7 @@ from gatepass.control import grants as grant_ops
 from gatepass.control.agents import get_agent
 from gatepass.control.upstreams import get_upstream
 from gatepass.globs import parse_method
-from gatepass.model import KeyRecord
+from gatepass.model import LEAK_ACTIONS, KeyRecord
 from gatepass.policy.decision import Request, decide
 
 __all__ = ["register"]
@@ -31,6 +31,14 @@ __all__ = ["register"]
     metavar="GLOB",
     help="Path globs allowed: * within a segment, ** across segments (e.g. /repos/acme/docs/**).",
 )
+@click.option(
+    "--leaks",
+    type=click.Choice(LEAK_ACTIONS),
+    default="block",
+    show_default=True,
+    help="What the leak guard does with a request carrying a secret or credential: block it, "
+    "redact the match and send it, or only report it.",
+)
 @click.pass_context
 def allow_command(
     ctx: click.Context,
@@ -39,6 +47,7 @@ def allow_command(
     models: tuple[str, ...],
     methods: tuple[str, ...],
     paths: tuple[str, ...],
+    leaks: str,
 ) -> None:
     """Grant AGENT the use of UPSTREAM, narrowed by models, methods and paths (deny by default)."""
     with open_app(ctx).session() as session:
@@ -49,6 +58,7 @@ def allow_command(
             models=split_values(models),
             methods=split_values(methods),
             paths=split_values(paths),
+            leaks=leaks,
         )
     click.echo(grant.id)
     if created:
@@ -75,6 +85,7 @@ def grants_command(ctx: click.Context, agent: str, as_json: bool) -> None:
                     "models": list(g.models),
                     "methods": list(g.methods),
                     "paths": list(g.paths),
+                    "leaks": g.leaks,
                     "created_at": iso(g.created_at),
                 }
                 for g in items
@@ -82,7 +93,7 @@ def grants_command(ctx: click.Context, agent: str, as_json: bool) -> None:
         )
         return
     echo_table(
-        ("id", "upstream", "models", "methods", "paths", "created"),
+        ("id", "upstream", "models", "methods", "paths", "leaks", "created"),
         [
             (
                 g.id,
@@ -90,6 +101,7 @@ def grants_command(ctx: click.Context, agent: str, as_json: bool) -> None:
                 ",".join(g.models) or "*",
                 ",".join(g.methods) or "*",
                 ",".join(g.paths) or "*",
+                g.leaks,
                 fmt_time(g.created_at),
             )
             for g in items

@@ -10,10 +10,10 @@ from gatepass.control.upstreams import get_upstream
 from gatepass.errors import InvalidInputError, NotFoundError
 from gatepass.globs import parse_method, parse_model_glob, parse_path_glob
 from gatepass.keyformat import new_id
-from gatepass.model import Grant, UpstreamType
+from gatepass.model import LEAK_ACTIONS, Grant, UpstreamType
 from gatepass.store import Transaction
 
-__all__ = ["GrantScope", "add_grant", "list_grants", "normalise_scope", "remove_grant"]
+__all__ = ["GrantScope", "add_grant", "check_leak_action", "list_grants", "normalise_scope", "remove_grant"]
 
 GrantScope = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 _LLM_TYPES = (UpstreamType.ANTHROPIC, UpstreamType.OPENAI)
@@ -44,13 +44,20 @@ def add_grant(
     models: Sequence[str] = (),
     methods: Sequence[str] = (),
     paths: Sequence[str] = (),
+    leaks: str = "block",
 ) -> tuple[Grant, bool]:
     """Allow an agent an upstream; an identical grant that exists is returned with ``created=False``."""
     agent = get_agent(session.tx, agent_name)
     upstream = get_upstream(session.tx, upstream_name)
     scope = normalise_scope(upstream.type, models, methods, paths)
+    leaks = check_leak_action(leaks)
     for grant in session.tx.list_grants(agent.id):
         if grant.upstream == upstream.name and (grant.models, grant.methods, grant.paths) == scope:
+            if grant.leaks != leaks:
+                raise InvalidInputError(
+                    f"{agent.name} already has this grant ({grant.id}) with leaks={grant.leaks}: "
+                    f"remove it first with gatepass disallow {agent.name} {grant.id}"
+                )
             return grant, False
     grant = Grant(
         id=new_id("gr_", 8),
@@ -60,6 +67,7 @@ def add_grant(
         methods=scope[1],
         paths=scope[2],
         created_at=session.now,
+        leaks=leaks,
     )
     session.tx.add_grant(grant)
     session.record(
@@ -71,9 +79,16 @@ def add_grant(
             "models": list(scope[0]),
             "methods": list(scope[1]),
             "paths": list(scope[2]),
+            "leaks": leaks,
         },
     )
     return grant, True
+
+
+def check_leak_action(action: str) -> str:
+    if action not in LEAK_ACTIONS:
+        raise InvalidInputError(f"leak action {action!r} is not one of {', '.join(LEAK_ACTIONS)}")
+    return action
 
 
 def remove_grant(session: Session, agent_name: str, grant_id: str) -> Grant:

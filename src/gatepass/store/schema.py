@@ -72,6 +72,7 @@ grants = sa.Table(
     sa.Column("methods", sa.JSON, nullable=False),
     sa.Column("paths", sa.JSON, nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("leaks", sa.String(10), nullable=False, server_default="block"),
 )
 
 keys = sa.Table(

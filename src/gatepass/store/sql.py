@@ -415,6 +415,7 @@ class _SqlTransaction(Transaction):
                 methods=list(grant.methods),
                 paths=list(grant.paths),
                 created_at=_ts(created),
+                leaks=grant.leaks,
             )
         )
         self._changed("grants", grant.agent_id)
@@ -432,6 +433,7 @@ class _SqlTransaction(Transaction):
                 methods=tuple(_json_list(r.methods)),
                 paths=tuple(_json_list(r.paths)),
                 created_at=_dt(r.created_at),
+                leaks=r.leaks,
             )
             for r in self._c.execute(query)
         ]

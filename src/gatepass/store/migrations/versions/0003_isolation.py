@@ -1,4 +1,4 @@
-"""Isolation: egress allowlists and canaries.
+"""Isolation: egress allowlists, canaries, and the leak guard's action per grant.
 
 Revision ID: 0003
 """
@@ -13,6 +13,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("grants", sa.Column("leaks", sa.String(10), nullable=False, server_default="block"))
     op.create_table(
         "egress_rules",
         sa.Column("id", sa.String(40), primary_key=True),
@@ -39,3 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("canaries", "egress_rules"):
         op.drop_table(table)
+    op.drop_column("grants", "leaks")
