@@ -115,7 +115,7 @@ def test_only_the_granted_methods_and_paths_reach_the_upstream_with_the_credenti
 def test_a_redirect_to_another_host_is_handed_back_and_not_followed_with_the_credential(
     github: tuple[GatewayThread, str, str], servers: tuple[Recorder, Recorder]
 ) -> None:
-    gateway, key, token = github
+    gateway, key, _token = github
     upstream, elsewhere = servers
     reply = http("GET", gateway.url + "/gh/repos/acme/docs/moved", headers={"authorization": f"Bearer {key}"})
     assert reply.status == 302

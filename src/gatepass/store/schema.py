@@ -9,7 +9,19 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["SCHEMA_HEAD", "agents", "budgets", "canaries", "egress_rules", "grants", "keys", "meta", "metadata", "secrets", "upstreams"]
+__all__ = [
+    "SCHEMA_HEAD",
+    "agents",
+    "budgets",
+    "canaries",
+    "egress_rules",
+    "grants",
+    "keys",
+    "meta",
+    "metadata",
+    "secrets",
+    "upstreams",
+]
 
 #: The newest migration; the store refuses to open a database newer than this.
 SCHEMA_HEAD = "0003"
