@@ -95,6 +95,8 @@ class RuntimeState:
         self.upstreams: dict[str, UpstreamEntry] = {}
         self.egress: dict[str, tuple[EgressRule, ...]] = {}  # agent id -> hosts it may reach through the proxy
         self.canaries: dict[str, tuple[Canary, ...]] = {}  # agent id -> its decoys (values sealed)
+        self.secret_values: dict[str, Secret] = {}  # every vault secret by name, for the leak guard
+        self.leak_version = 0  # goes up whenever what the leak guard looks for changes
         self.seq = 0
 
     # -- loading ----------------------------------------------------------------------------------
@@ -115,6 +117,8 @@ class RuntimeState:
         self.upstreams = {}
         for upstream in tx.list_upstreams():
             self._put_upstream(tx, upstream)
+        self.secret_values = {sealed.name: self._vault.open_secret(sealed) for sealed in tx.list_secrets()}
+        self.leak_version += 1
 
     def apply(self, tx: Transaction, changes: Iterable[Change]) -> int:
         """Reload what the changes name; returns how many were applied."""
@@ -133,7 +137,9 @@ class RuntimeState:
                     self.egress[change.ref] = tuple(tx.list_egress_rules(change.ref))
                 case "canaries":
                     self.canaries[change.ref] = tuple(tx.list_canaries(change.ref))
+                    self.leak_version += 1
                 case "secret":
+                    self._reload_secret_value(tx, change.ref)
                     for upstream in tx.list_upstreams():
                         if upstream.secret_name == change.ref:
                             self._put_upstream(tx, upstream)
@@ -151,7 +157,8 @@ class RuntimeState:
         if agent is None:
             self.grants.pop(agent_id, None)
             self.egress.pop(agent_id, None)
-            self.canaries.pop(agent_id, None)
+            if self.canaries.pop(agent_id, None):
+                self.leak_version += 1
             for record in [r for r in self.keys.values() if r.agent_id == agent_id]:
                 self._drop_key(record.id)
             return
@@ -179,6 +186,14 @@ class RuntimeState:
         digest = self._digest_of.get(record.id)
         if digest is not None:
             self.keys[digest] = record
+
+    def _reload_secret_value(self, tx: Transaction, name: str) -> None:
+        sealed = tx.get_secret(name)
+        if sealed is None:
+            self.secret_values.pop(name, None)
+        else:
+            self.secret_values[name] = self._vault.open_secret(sealed)
+        self.leak_version += 1
 
     def _reload_upstream(self, tx: Transaction, name: str) -> None:
         upstream = tx.get_upstream(name)
