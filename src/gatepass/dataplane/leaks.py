@@ -1,0 +1,186 @@
+"""The leak guard as the gateway uses it: scan what goes out, redact vault secrets that come back.
+
+One :class:`~gatepass.leakguard.LeakScanner` holds every vault secret and every agent's canaries;
+it is rebuilt (on the next request) whenever the runtime state says they changed. A request is
+scanned in its URL, its headers and the body about to be sent, before the credential is added.
+Responses are scanned for vault secrets echoed back, which are redacted: a buffered body at once,
+an event stream one complete event at a time (so nothing is held back but a partial event), and
+any other stream with a hold-back of the longest literal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import urlsplit
+
+from gatepass.control.canaries import canary_values
+from gatepass.dataplane.state import RuntimeState
+from gatepass.leakguard import Finding, LeakScanner, StreamRedactor
+from gatepass.model import Canary
+from gatepass.vault import Vault
+
+__all__ = ["Leak", "LeakGuard", "describe"]
+
+log = logging.getLogger("gatepass.leaks")
+
+Headers = list[tuple[bytes, bytes]]
+_SECRET_KINDS: Final = frozenset({"secret"})
+# An event stream's partial event is held until it is complete; past this size it is let through
+# with the generic hold-back instead (a pathological stream must not grow memory without bound).
+_MAX_PARTIAL_EVENT: Final = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """A finding in a request, where it was (``url``, ``headers`` or ``body``), and its canary if any."""
+
+    finding: Finding
+    where: str
+    canary: Canary | None = None
+
+    def audit_label(self) -> str:
+        return f"{self.finding.kind}:{self.finding.name}"
+
+
+def describe(leak: Leak) -> str:
+    """What the agent is told. A canary is described like any credential: the trap stays hidden."""
+    finding = leak.finding
+    if finding.kind == "secret":
+        what = f"the gatepass vault secret {finding.name!r}"
+    else:
+        name = "a credential" if finding.kind == "canary" else f"a credential ({finding.name})"
+        what = name
+    encoded = "" if finding.encoding == "raw" else f", {finding.encoding}-encoded"
+    return f"the request carries {what} in its {leak.where}{encoded}; gatepass blocked it: take it out"
+
+
+class LeakGuard:
+    def __init__(self, state: RuntimeState, vault: Vault) -> None:
+        self._state = state
+        self._vault = vault
+        self._version = -1
+        self._scanner = LeakScanner()
+        self._canaries: dict[str, Canary] = {}
+
+    def __repr__(self) -> str:
+        return f"LeakGuard({self._scanner!r})"
+
+    @property
+    def scanner(self) -> LeakScanner:
+        if self._version != self._state.leak_version:
+            self._rebuild()
+        return self._scanner
+
+    def _rebuild(self) -> None:
+        version = self._state.leak_version
+        secrets = [(name, value.reveal().encode("utf-8")) for name, value in self._state.secret_values.items()]
+        canaries: list[tuple[str, bytes]] = []
+        by_id: dict[str, Canary] = {}
+        for owned in self._state.canaries.values():
+            for canary in owned:
+                by_id[canary.id] = canary
+                try:
+                    values = canary_values(self._vault, canary)
+                except Exception:
+                    log.exception("canary %s cannot be opened; it is not looked for", canary.id)
+                    continue
+                for value in values.values():
+                    canaries.append((canary.id, value.encode("utf-8")))
+                    password = _url_password(value)
+                    if password:
+                        canaries.append((canary.id, password.encode("utf-8")))
+        scanner = LeakScanner(secrets, canaries)
+        for skipped in scanner.skipped:
+            log.warning("the leak guard does not look for %s %s: %s", skipped.kind, skipped.name, skipped.reason)
+        self._scanner, self._canaries, self._version = scanner, by_id, version
+
+    # -- requests ---------------------------------------------------------------------------------
+    def check(self, target: bytes, headers: Headers, body: bytes, own_key: bytes | None) -> Leak | None:
+        """The first thing in the request that must not leave, or None."""
+        scanner = self.scanner
+        found = scanner.scan(target, allow_key=own_key, limit=1)
+        where = "url"
+        if not found:
+            head = b"\n".join(name + b": " + value for name, value in headers)
+            found, where = scanner.scan(head, allow_key=own_key, limit=1), "headers"
+        if not found and body:
+            found, where = scanner.scan(body, allow_key=own_key, limit=1), "body"
+        if not found:
+            return None
+        return self._leak(found[0], where)
+
+    def redact(self, body: bytes, own_key: bytes | None) -> tuple[bytes, list[Leak]]:
+        """The body with every finding replaced by ``[REDACTED:name]``, and what was replaced."""
+        findings = self.scanner.scan(body, allow_key=own_key)
+        return self._scanner.redact(body, findings), [self._leak(f, "body") for f in findings]
+
+    def _leak(self, finding: Finding, where: str) -> Leak:
+        return Leak(finding, where, self._canaries.get(finding.name) if finding.kind == "canary" else None)
+
+    # -- responses ----------------------------------------------------------------------------------
+    def response_body(self, body: bytes) -> tuple[bytes, int]:
+        """A buffered response with vault secrets redacted, and how many were."""
+        scanner = self.scanner
+        found = scanner.scan(body, kinds=_SECRET_KINDS)
+        return (scanner.redact(body, found), len(found)) if found else (body, 0)
+
+    def response_stream(self, event_stream: bool) -> ResponseFilter:
+        return ResponseFilter(self.scanner, event_stream)
+
+
+class ResponseFilter:
+    """Redacts vault secrets in a streamed response; ``redacted`` counts what it replaced."""
+
+    __slots__ = ("_buffer", "_event_stream", "_generic", "_scanner", "redacted")
+
+    def __init__(self, scanner: LeakScanner, event_stream: bool) -> None:
+        self._scanner = scanner
+        self._event_stream = event_stream
+        self._buffer = b""
+        self._generic: StreamRedactor | None = None if event_stream else StreamRedactor(scanner)
+        self.redacted = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._generic is not None:
+            return self._counted(self._generic.feed(chunk))
+        data = self._buffer + chunk
+        end = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
+        if end < 0:
+            if len(data) > _MAX_PARTIAL_EVENT:
+                self._generic = StreamRedactor(self._scanner)
+                self._buffer = b""
+                return self._counted(self._generic.feed(data))
+            self._buffer = data
+            return b""
+        cut = end + (4 if data.startswith(b"\r\n\r\n", end) else 2)
+        self._buffer = data[cut:]
+        return self._clean(data[:cut])
+
+    def flush(self) -> bytes:
+        if self._generic is not None:
+            return self._counted(self._generic.flush())
+        rest, self._buffer = self._buffer, b""
+        return self._clean(rest) if rest else b""
+
+    def _clean(self, data: bytes) -> bytes:
+        found = self._scanner.scan(data, kinds=_SECRET_KINDS)
+        if not found:
+            return data
+        self.redacted += len(found)
+        return self._scanner.redact(data, found)
+
+    def _counted(self, out: bytes) -> bytes:
+        self.redacted += out.count(b"[REDACTED:")  # an estimate: the upstream could send the marker itself
+        return out
+
+
+def _url_password(value: str) -> str | None:
+    """The password of a URL-shaped decoy (``postgresql://user:PASSWORD@host``), looked for alone too."""
+    if "://" not in value:
+        return None
+    try:
+        return urlsplit(value).password
+    except ValueError:
+        return None
