@@ -23,7 +23,6 @@ COVERED_ELSEWHERE = {
     "store/schema.py",  # tests/store/test_sql.py
     "store/migrations/env.py",
     "tomlfile.py",  # tests/policy/test_document.py and tests/test_config.py
-    "credpatterns.py",  # tests/policy/test_document.py
     "audit/_files.py",  # tests/audit/test_log.py and test_reader.py
     "model.py",
     "dataplane/exchange.py",  # the Exchange travels every tests/dataplane/test_gateway_*.py request
