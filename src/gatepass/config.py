@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatepass.errors import ConfigError
 from gatepass.names import DEFAULT_ENVIRONMENTS
+from gatepass.netguard import parse_networks
 from gatepass.tomlfile import config_error, load_toml, validate
 
 __all__ = [
@@ -21,7 +22,9 @@ __all__ = [
     "AlertsConfig",
     "AuditConfig",
     "Config",
+    "EgressConfig",
     "GatewayConfig",
+    "RunConfig",
     "StoreConfig",
     "load_config",
     "parse_listen",
@@ -105,12 +108,45 @@ class AlertsConfig(_Section):
     loop_window_seconds: float = Field(default=60.0, gt=0)
 
 
+class RunConfig(_Section):
+    """``gatepass run``: what passes from the owner's environment, what the sandbox hides, how long a stop may take."""
+
+    #: Variables passed through to the agent besides PATH, HOME, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL.
+    env: tuple[str, ...] = ()
+    #: Files or folders that --sandbox hides besides the built-in list (absolute, or ~/ for your home).
+    hide: tuple[str, ...] = ()
+    #: Seconds an agent has to exit after a stop signal before it is killed (SIGKILL).
+    grace_seconds: float = Field(default=10.0, ge=0, le=3600)
+
+
+class EgressConfig(_Section):
+    """The egress proxy on the data plane (HTTP_PROXY / HTTPS_PROXY for agents)."""
+
+    #: Networks the proxy may connect to although they are internal (loopback, private, link-local ...).
+    allow_networks: tuple[str, ...] = ()
+    #: Seconds to resolve a host, and then to connect to it.
+    connect_timeout: float = Field(default=10.0, gt=0, le=300)
+    #: A tunnel (or a forwarded request) with no byte either way for this many seconds is closed.
+    idle_timeout: float = Field(default=300.0, gt=0, le=86400)
+    #: Open tunnels and forwarded requests at once, in all and per agent.
+    max_tunnels: int = Field(default=1000, ge=1)
+    max_tunnels_per_agent: int = Field(default=100, ge=1)
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        parse_networks(value)
+        return value
+
+
 class Config(_Section):
     store: StoreConfig = StoreConfig()
     agents: AgentsConfig = AgentsConfig()
     audit: AuditConfig = AuditConfig()
     gateway: GatewayConfig = GatewayConfig()
     alerts: AlertsConfig = AlertsConfig()
+    run: RunConfig = RunConfig()
+    egress: EgressConfig = EgressConfig()
     #: Price overrides, shaped like the shipped table's entries plus ``provider`` (checked at load).
     prices: dict[str, dict[str, Any]] = {}
 
@@ -155,6 +191,25 @@ smtp_from = "gatepass@localhost"
 # The runaway breaker: the same request body more than N times in S seconds is refused, and alerts.
 loop_max_repeats = 20
 loop_window_seconds = 60.0
+
+[run]
+# gatepass run: the agent's environment holds PATH, HOME, LANG, LC_*, TERM, TZ, USER, LOGNAME, SHELL,
+# these names (when set), --env NAME[=VALUE], and its own key and gateway URLs; nothing else of yours.
+env = []
+# Besides ~/.ssh, ~/.aws, ~/.kube, .env files ... (see gatepass run --help), --sandbox also hides these.
+hide = []
+# After a stop signal, the agent has this many seconds to exit before it is killed.
+grace_seconds = 10.0
+
+[egress]
+# The egress proxy: agents set HTTP_PROXY and HTTPS_PROXY to http://AGENT:KEY@<listen> and reach only the
+# hosts their owner allowed (gatepass egress allow). Internal addresses (loopback, private, link-local,
+# metadata ...) are always refused unless a network is opened here on purpose, e.g. ["10.1.2.0/24"].
+allow_networks = []
+connect_timeout = 10.0
+idle_timeout = 300.0
+max_tunnels = 1000
+max_tunnels_per_agent = 100
 
 # Prices override or extend the shipped table (USD per million tokens), e.g.:
 # [prices."my-finetune"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from gatepass.cli import agents, alerts, audit, canary, gateway, grants, keys, policy, vault
+from gatepass.cli import agents, alerts, audit, canary, egress, gateway, grants, keys, policy, run, scan, vault
 from gatepass.cli.output import note
 from gatepass.control.app import init_home
 from gatepass.errors import GatepassError
@@ -72,7 +72,7 @@ def init_command() -> None:
     note("next: gatepass secret add NAME --upstream anthropic < key-file")
 
 
-for module in (agents, alerts, audit, canary, gateway, grants, keys, policy, vault):
+for module in (agents, alerts, audit, canary, egress, gateway, grants, keys, policy, run, scan, vault):
     module.register(cli)
 
 

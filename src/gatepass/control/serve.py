@@ -35,6 +35,7 @@ from gatepass.control.runtime import (
 )
 from gatepass.control.spendreport import spend_report
 from gatepass.dataplane.alerting import AlertEngine
+from gatepass.dataplane.egress import EgressProxy, dispatch
 from gatepass.dataplane.exchange import Denial
 from gatepass.dataplane.gateway import Gateway
 from gatepass.dataplane.http.client import UpstreamPool
@@ -128,12 +129,15 @@ class GatewayService:
                     on_loop=self.alerts.on_loop,
                 )
             )
+            self.egress = EgressProxy(self.gateway.p, app.config.egress)
             self.data_server = await start_server(
-                self.gateway.handle,
+                dispatch(self.gateway.handle, self.egress),
                 *self.listen,
                 limits=ServerLimits(max_body_bytes=config.max_body_bytes),
                 error_body=self._protocol_error_body,
+                allow_connect=True,
             )
+            self.egress.serve_at(self.listen[0], self.data_server.port)
             token = admin_token(app.home, create=True)
             assert token is not None
             self._admin_runner = web.AppRunner(make_admin_app(self, token), access_log=None)

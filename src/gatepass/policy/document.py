@@ -17,6 +17,9 @@ Example::
     [[agents.acme-research-dev.grants]]
     upstream = "anthropic"
     models = ["claude-haiku-*"]
+
+Hosts an agent may reach through the egress proxy: ``egress = ["api.example.com", "*.pypi.org:443"]``
+under its ``[agents.NAME]`` table (``HOST[:PORT[,PORT]]``, as for ``gatepass egress allow``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gatepass.alerts.thresholds import parse_threshold
 from gatepass.control.agents import agent_addresses, check_budgets, check_limits
+from gatepass.control.egress import parse_rule
 from gatepass.control.grants import normalise_scope
 from gatepass.control.upstreams import build_upstream, parse_type
 from gatepass.credpatterns import find_credentials
@@ -39,7 +43,7 @@ from gatepass.errors import ConfigError, InvalidInputError
 from gatepass.globs import parse_method, parse_model_glob, parse_path_glob
 from gatepass.model import AuthStyle, KeyDefaults, PolicyMode, RateLimits
 from gatepass.names import parse_agent_name
-from gatepass.policy.state import AgentSpec, GrantSpec, PolicyState, UpstreamSpec
+from gatepass.policy.state import AgentSpec, EgressSpec, GrantSpec, PolicyState, UpstreamSpec
 from gatepass.tomlfile import config_error, load_toml, validate
 from gatepass.units import parse_budget, parse_duration
 
@@ -81,6 +85,7 @@ class _Agent(_Strict):
     tpm: int | None = None
     concurrency: int | None = None
     alerts: list[str] = []
+    egress: list[str] = []
     grants: list[_Grant] = []
 
 
@@ -171,6 +176,13 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
                 if threshold in alerts:
                     raise InvalidInputError(f"the threshold {threshold} is given twice: keep one")
                 alerts.add(threshold)
+        egress: dict[str, EgressSpec] = {}
+        for i, text_rule in enumerate(agent.egress):
+            with at("agents", name, "egress", i):
+                host, ports = parse_rule(text_rule)
+                if host in egress:
+                    raise InvalidInputError(f"the host {host} is given twice: list all its ports in one entry")
+                egress[host] = EgressSpec(host, ports)
         agents[name] = AgentSpec(
             name,
             owner,
@@ -181,6 +193,7 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
             frozenset(grants),
             limits,
             frozenset(alerts),
+            frozenset(egress.values()),
         )
 
     defaults = KeyDefaults()

@@ -15,6 +15,7 @@ from typing import Any
 from gatepass.alerts.thresholds import parse_thresholds
 from gatepass.control import agents as agent_ops
 from gatepass.control import alerts as alert_ops
+from gatepass.control import egress as egress_ops
 from gatepass.control import grants as grant_ops
 from gatepass.control import keys as key_ops
 from gatepass.control import upstreams as upstream_ops
@@ -27,6 +28,7 @@ from gatepass.units import Budget, format_duration
 __all__ = [
     "AgentSpec",
     "Change",
+    "EgressSpec",
     "GrantSpec",
     "PolicyState",
     "UpstreamSpec",
@@ -60,6 +62,18 @@ class GrantSpec:
         return " ".join(parts)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class EgressSpec:
+    """One host of an agent's egress allowlist; ``ports`` empty means 80 and 443."""
+
+    host: str
+    ports: tuple[int, ...] = ()
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host + (":" + ",".join(str(p) for p in self.ports) if self.ports else "")
+
+
 @dataclass(frozen=True, slots=True)
 class AgentSpec:
     name: str
@@ -71,6 +85,7 @@ class AgentSpec:
     grants: frozenset[GrantSpec] = field(default_factory=frozenset)
     limits: RateLimits = NO_LIMITS
     alerts: frozenset[str] = frozenset()  # canonical thresholds, e.g. "50/month:stop"
+    egress: frozenset[EgressSpec] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +101,9 @@ def current_state(tx: Transaction) -> PolicyState:
     for g in tx.list_grants():
         grants_by_agent.setdefault(g.agent_id, set()).add(GrantSpec(g.upstream, g.models, g.methods, g.paths))
     alerts = tx.list_alerts()
+    egress: dict[str, set[EgressSpec]] = {}
+    for rule in tx.list_egress_rules():
+        egress.setdefault(rule.agent_id, set()).add(EgressSpec(rule.host, rule.ports))
     agents = {
         a.name: AgentSpec(
             a.name,
@@ -97,6 +115,7 @@ def current_state(tx: Transaction) -> PolicyState:
             frozenset(grants_by_agent.get(a.id, set())),
             a.limits,
             frozenset(str(t) for t in alerts.get(a.id, ())),
+            frozenset(egress.get(a.id, ())),
         )
         for a in tx.list_agents()
     }
@@ -181,6 +200,7 @@ def make_plan(current: PolicyState, desired: PolicyState) -> list[Change]:
                 )
             )
             plan.extend(Change("+", "grant", name, str(g), g) for g in sorted(agent.grants))
+            plan.extend(Change("+", "egress", name, str(e), e) for e in sorted(agent.egress))
             continue
         fields = _diff_fields(
             have_agent, agent, ("owner", "email", "description", "mode", "budgets", "limits", "alerts")
@@ -189,6 +209,8 @@ def make_plan(current: PolicyState, desired: PolicyState) -> list[Change]:
             plan.append(Change("~", "agent", name, "; ".join(fields), agent))
         plan.extend(Change("-", "grant", name, str(g), g) for g in sorted(have_agent.grants - agent.grants))
         plan.extend(Change("+", "grant", name, str(g), g) for g in sorted(agent.grants - have_agent.grants))
+        plan.extend(Change("-", "egress", name, str(e), e) for e in sorted(have_agent.egress - agent.egress))
+        plan.extend(Change("+", "egress", name, str(e), e) for e in sorted(agent.egress - have_agent.egress))
     for name in sorted(set(current.agents) - set(desired.agents)):
         plan.append(Change("-", "agent", name, "with its grants; its keys are revoked", None))
     for name in sorted(set(current.upstreams) - set(desired.upstreams)):
@@ -216,7 +238,9 @@ def _phase(change: Change) -> int:
         ("+", "agent"): 1,
         ("~", "agent"): 1,
         ("-", "grant"): 2,
+        ("-", "egress"): 2,
         ("+", "grant"): 3,
+        ("+", "egress"): 3,
         ("-", "agent"): 4,
         ("-", "upstream"): 5,
         ("~", "key-defaults"): 6,
@@ -260,6 +284,10 @@ def _apply_one(session: Session, change: Change) -> None:
             for grant in grant_ops.list_grants(session.tx, change.name):
                 if GrantSpec(grant.upstream, grant.models, grant.methods, grant.paths) == spec:
                     grant_ops.remove_grant(session, change.name, grant.id)
+        case ("+", "egress"):
+            egress_ops.allow_egress(session, change.name, [str(spec)])
+        case ("-", "egress"):
+            egress_ops.remove_egress(session, change.name, spec.host)
         case ("-", "agent"):
             agent_ops.delete_agent(session, change.name)
         case ("-", "upstream"):

@@ -278,3 +278,26 @@ def test_connect_is_refused_after_earlier_requests() -> None:
     r.feed(b"GET /1 HTTP/1.1\r\n\r\nCONNECT a.example:443 HTTP/1.1\r\n\r\n\x16\x03\x01")
     assert isinstance(out[0], IncomingRequest)
     assert only_refusal(out).status == 405
+
+
+def test_with_allow_connect_a_connect_is_handed_on_and_what_follows_is_kept_for_the_tunnel() -> None:
+    out: Out = deque()
+    r = RequestReader(ServerLimits(), ("10.0.0.7", 4242), out, allow_connect=True)
+    r.feed(
+        b"GET /1 HTTP/1.1\r\n\r\nCONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n\x16\x03\x01GET / HTTP"
+    )
+    assert [(x.method, x.target) for x in out if isinstance(x, IncomingRequest)] == [
+        ("GET", b"/1"),
+        ("CONNECT", b"a.example:443"),
+    ]
+    assert r.stopped and r.tunnel_data == bytearray(b"\x16\x03\x01GET / HTTP")
+    r.feed(b"more")  # the connection keeps later bytes itself: the reader parses no more
+    assert len(out) == 2 and r.tunnel_data == bytearray(b"\x16\x03\x01GET / HTTP")
+
+
+def test_with_allow_connect_a_connect_with_a_body_is_refused() -> None:
+    out: Out = deque()
+    r = RequestReader(ServerLimits(), ("10.0.0.7", 4242), out, allow_connect=True)
+    r.feed(b"CONNECT a.example:443 HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+    refusal = only_refusal(out)
+    assert (refusal.status, refusal.code, r.tunnel_data) == (400, "bad_request", None)

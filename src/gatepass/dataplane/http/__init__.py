@@ -3,6 +3,7 @@
 Built on asyncio Protocols and httptools (llhttp); run it on uvloop (:func:`new_event_loop`).
 Server side: :func:`start_server`, :class:`IncomingRequest`, :class:`ResponseWriter`.
 Client side: :class:`UpstreamPool`, :class:`Origin`, :class:`UpstreamResponse`.
+Tunnels (CONNECT): :func:`connect_address`, :class:`TunnelUpstream`, :class:`TunnelStats`.
 """
 
 from gatepass.dataplane.http.client import Origin, UpstreamPool
@@ -18,6 +19,7 @@ from gatepass.dataplane.http.server import (
     new_event_loop,
     start_server,
 )
+from gatepass.dataplane.http.tunnel import TunnelStats, TunnelUpstream, connect_address
 
 __all__ = [
     "ClientDisconnected",
@@ -28,8 +30,11 @@ __all__ = [
     "Origin",
     "ResponseWriter",
     "ServerLimits",
+    "TunnelStats",
+    "TunnelUpstream",
     "UpstreamPool",
     "UpstreamResponse",
+    "connect_address",
     "new_event_loop",
     "start_server",
 ]

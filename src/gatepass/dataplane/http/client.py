@@ -38,7 +38,7 @@ from gatepass.dataplane.http.upstream import StaleConnectionError, UpstreamConne
 from gatepass.dataplane.http.wire import FRAMING_HEADERS, Headers, encode_headers
 from gatepass.errors import UpstreamConnectError, UpstreamConnectTimeoutError, UpstreamProtocolError
 
-__all__ = ["Origin", "UpstreamPool", "UpstreamResponse"]
+__all__ = ["Origin", "UpstreamPool", "UpstreamResponse", "frame_request"]
 
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
@@ -134,7 +134,7 @@ class UpstreamPool:
         """Send one request and return the response once its head has arrived (see the retry rule)."""
         if self._closed:
             raise RuntimeError("this UpstreamPool is closed")
-        data = _frame(origin, method, target, headers, body)
+        data = frame_request(origin, method, target, headers, body)
         head_request = method == "HEAD"
         conn = self._take_idle(origin)
         if conn is not None:
@@ -240,7 +240,7 @@ class UpstreamPool:
         return conn
 
 
-def _frame(origin: Origin, method: str, target: bytes, headers: Headers, body: bytes) -> list[bytes | bytearray]:
+def frame_request(origin: Origin, method: str, target: bytes, headers: Headers, body: bytes) -> list[bytes | bytearray]:
     """The request head (plus body) as bytes to write; refuses what would break the message apart."""
     if method not in _METHODS and (not method.isascii() or not method.isalpha()):
         raise ValueError(f"invalid HTTP method {method[:20]!r}")

@@ -16,6 +16,10 @@ owns the socket:
   after ``keepalive_timeout``. No input timer runs while a handler runs.
 * The client's EOF counts as a disconnect (as in uvicorn and aiohttp). While a request is queued
   behind a running one the socket is not read, so a disconnect shows only at the next write.
+* A CONNECT request (servers started with ``allow_connect``) stops the reading of HTTP: the socket
+  is not read while the handler decides, and the connection closes after any answer but a tunnel
+  (:meth:`ResponseWriter.tunnel`); a tunnel then owns the socket (see
+  :mod:`~gatepass.dataplane.http.tunnel`) and the client's EOF is passed on, not taken as a close.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Final, cast
 
 from gatepass.dataplane.http.messages import ErrorBody, IncomingRequest, ServerLimits, default_error_body
 from gatepass.dataplane.http.reader import BODY, HEAD, IDLE, Refusal, RequestReader
+from gatepass.dataplane.http.tunnel import Tunnel, TunnelUpstream
 from gatepass.dataplane.http.writer import ClientDisconnected, ResponseWriter
 
 __all__ = ["Handler", "ServerConnection", "ServerContext"]
@@ -48,10 +53,14 @@ _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 class ServerContext:
     """What every connection of one server shares: the handler, limits, and the live sets."""
 
-    __slots__ = ("closing", "connections", "error_body", "handler", "limits", "tasks")
+    __slots__ = ("allow_connect", "closing", "connections", "error_body", "handler", "limits", "tasks")
 
-    def __init__(self, handler: Handler, limits: ServerLimits, error_body: ErrorBody | None) -> None:
+    def __init__(
+        self, handler: Handler, limits: ServerLimits, error_body: ErrorBody | None, allow_connect: bool = False
+    ) -> None:
         self.handler = handler
+        self.allow_connect = allow_connect
+        """CONNECT requests go to the handler (else the server refuses them with 405)."""
         self.limits = limits
         self.error_body: ErrorBody = error_body or default_error_body
         self.connections: set[ServerConnection] = set()
@@ -69,7 +78,7 @@ class ServerConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._queue: deque[IncomingRequest | Refusal] = deque()
-        self._reader = RequestReader(ctx.limits, ("", 0), self._queue)
+        self._reader = RequestReader(ctx.limits, ("", 0), self._queue, ctx.allow_connect)
         self._current: ResponseWriter | None = None
         self._started = 0
         self._closing = False
@@ -85,6 +94,8 @@ class ServerConnection(asyncio.Protocol):
         self._deadline_kind = _T_HEAD
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+        self._tunnel: Tunnel | None = None
+        self._eof_pending = False  # the client's EOF came while its CONNECT was being decided
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -103,6 +114,8 @@ class ServerConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self._ctx.connections.discard(self)
+        if self._tunnel is not None:
+            self._tunnel.finish("client")
         self._queue.clear()
         self._deadline = None
         if self._timer is not None:
@@ -113,20 +126,34 @@ class ServerConnection(asyncio.Protocol):
                 waiter.set_result(None)
 
     def eof_received(self) -> bool:
+        if self._tunnel is not None:
+            return self._tunnel.client_eof()
+        if self._reader.tunnel_data is not None:
+            self._eof_pending = True  # a half-close before the tunnel opens is passed on once it does
+            return True
         return False  # a client that stops sending is treated as gone: close
 
     def pause_writing(self) -> None:
         self.writing_paused = True
+        if self._tunnel is not None:
+            self._tunnel.client_full(True)
 
     def resume_writing(self) -> None:
         self.writing_paused = False
+        if self._tunnel is not None:
+            self._tunnel.client_full(False)
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
     def data_received(self, data: bytes) -> None:
+        if self._tunnel is not None:
+            self._tunnel.client_data(data)
+            return
         reader = self._reader
         if reader.stopped:
+            if reader.tunnel_data is not None:
+                reader.tunnel_data += data  # a CONNECT is being decided: what follows its head is kept
             return  # a refusal is queued or sent: what follows is discarded
         try:
             reader.feed(data)
@@ -135,7 +162,8 @@ class ServerConnection(asyncio.Protocol):
             reader.refuse(500, "internal_error", "the gateway failed to read the request")
         if self._queue:
             self._next()
-            if self._queue and not self._reading_paused and not self.lost and self._transport is not None:
+            waiting = self._queue or reader.tunnel_data is not None
+            if waiting and not self._reading_paused and not self.lost and self._transport is not None:
                 self._reading_paused = True
                 self._transport.pause_reading()
         if self._current is None and not reader.stopped:
@@ -161,6 +189,8 @@ class ServerConnection(asyncio.Protocol):
                 return
             self._started += 1
             self._deadline = None  # no input timer while a handler runs
+            if item.method == "CONNECT":
+                self._closing = True  # any answer but a tunnel ends the connection
             writer = self._current = ResponseWriter(
                 self, item.method == "HEAD", item.http_version == "1.0", item.keep_alive
             )
@@ -226,6 +256,21 @@ class ServerConnection(asyncio.Protocol):
             self._lost_waiter = self._loop.create_future()
         await asyncio.shield(self._lost_waiter)
 
+    def start_tunnel(self, head: bytes, upstream: TunnelUpstream, idle_timeout: float) -> Tunnel:
+        """Send ``head`` (the 200 answering the CONNECT being handled) and join this connection to ``upstream``."""
+        transport = self._transport
+        if self.lost or transport is None or transport.is_closing():
+            raise ClientDisconnected
+        first = self._reader.tunnel_data
+        if first is None or self._tunnel is not None:
+            raise RuntimeError("only the CONNECT request being handled can become a tunnel")
+        self._reader.tunnel_data = None
+        transport.write(head)
+        self._tunnel = Tunnel(transport, upstream, idle_timeout)
+        self._reading_paused = False  # the tunnel reads the socket from now on
+        self._tunnel.start(bytes(first), self._eof_pending)
+        return self._tunnel
+
     def keep_alive_allowed(self) -> bool:
         cap = self._limits.max_requests_per_connection
         return not (self._closing or self._ctx.closing or self.lost) and (cap is None or self._started < cap)
@@ -237,7 +282,7 @@ class ServerConnection(asyncio.Protocol):
         if not keep_alive or self._closing or self._ctx.closing:
             self._close()
             return
-        if self._reading_paused and self._transport is not None:
+        if self._reading_paused and self._transport is not None and self._reader.tunnel_data is None:
             self._reading_paused = False
             self._transport.resume_reading()
         if self._queue:
@@ -265,6 +310,7 @@ class ServerConnection(asyncio.Protocol):
         if transport is None or self.lost:
             return
         self._reader.stopped = True
+        self._reader.tunnel_data = None  # a refused CONNECT: what still comes is dropped
         if transport.can_write_eof():
             transport.write_eof()
             if self._reading_paused:
@@ -284,6 +330,8 @@ class ServerConnection(asyncio.Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once (the grace period of a server close is over)."""
+        if self._tunnel is not None:
+            self._tunnel.finish("gateway", abort=True)
         if self._transport is not None and not self.lost:
             self._transport.abort()
 

@@ -8,6 +8,8 @@ socket, the order of responses and the timers.
 
 Each complete request is appended to the ``out`` queue. The first refusal stops the reader: a
 :class:`Refusal` is appended after the requests already read, and later bytes are ignored.
+A CONNECT request (when ``allow_connect``) also stops it: what follows its head is tunnel data,
+kept in :attr:`RequestReader.tunnel_data` for the connection to forward.
 """
 
 from __future__ import annotations
@@ -90,14 +92,22 @@ class RequestReader:
         "_upgrade_request",
         "_url",
         "_version",
+        "allow_connect",
         "continue_wanted",
         "peer",
         "received",
         "state",
         "stopped",
+        "tunnel_data",
     )
 
-    def __init__(self, limits: ServerLimits, peer: tuple[str, int], out: deque[IncomingRequest | Refusal]) -> None:
+    def __init__(
+        self,
+        limits: ServerLimits,
+        peer: tuple[str, int],
+        out: deque[IncomingRequest | Refusal],
+        allow_connect: bool = False,
+    ) -> None:
         self._limits = limits
         self._max_head = limits.max_header_bytes
         self._max_body = limits.max_body_bytes
@@ -113,6 +123,10 @@ class RequestReader:
         """The request being read asked for ``100 Continue`` and its body has not come yet."""
         self.received = 0
         """Requests read so far."""
+        self.allow_connect = allow_connect
+        """Hand CONNECT requests on (else they are refused with 405)."""
+        self.tunnel_data: bytearray | None = None
+        """Once a CONNECT request was read: the bytes that followed its head."""
         self._seq = 0
         self._raw = 0
         self._chunk_len = 0
@@ -140,7 +154,7 @@ class RequestReader:
                 self._parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:
                 data = data[exc.args[0] :]
-                if self._on_upgrade() and data:
+                if self._on_upgrade(data) and data:
                     continue
             except httptools.HttpParserCallbackError as exc:
                 refused = exc.__context__
@@ -272,7 +286,9 @@ class RequestReader:
         has_body = bool(codings) or length > 0
         if upgrade:
             self._upgrade = True
-            if method != "CONNECT" and has_body:
+            if has_body and method == "CONNECT":
+                raise _Refused(400, "bad_request", "a CONNECT request has no body: send the tunnel's bytes after it")
+            if has_body:
                 raise _Refused(400, "bad_request", "an Upgrade request with a body is not served: drop the Upgrade")
         if expect and version == "1.1":
             if len(expect) != 1 or expect[0].strip().lower() != b"100-continue":
@@ -297,14 +313,20 @@ class RequestReader:
     def _too_large_body(self) -> str:
         return f"the request body exceeds {self._limits.max_body_bytes} bytes"
 
-    def _on_upgrade(self) -> bool:
-        """A CONNECT or Upgrade request has been read; True to go on parsing the bytes after it.
+    def _on_upgrade(self, rest: bytes) -> bool:
+        """A CONNECT or Upgrade request has been read; True to go on parsing the bytes after it (``rest``).
 
-        The one place where a CONNECT tunnel (the egress proxy) will be added. For now CONNECT is
-        refused with 405; other upgrades (websocket, h2c) are ignored: the request is served as
-        plain HTTP/1.1 and a fresh parser reads what follows.
+        A CONNECT is handed on (with ``allow_connect``) and stops the reader: ``rest`` and what comes
+        later belong to the tunnel. Without ``allow_connect`` it is refused with 405. Other upgrades
+        (websocket, h2c) are ignored: the request is served as plain HTTP/1.1 and a fresh parser
+        reads what follows.
         """
         request, self._upgrade_request = self._upgrade_request, None
+        if request is not None and request.method == "CONNECT" and self.allow_connect:
+            self._out.append(request)
+            self.stopped = True
+            self.tunnel_data = bytearray(rest)
+            return False
         if request is None or request.method == "CONNECT":
             self.refuse(405, "method_not_allowed", "CONNECT is not served on this listener")
             return False

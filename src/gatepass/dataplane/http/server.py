@@ -10,11 +10,13 @@
     await server.close(grace=10)
 
 The handler gets each request with its whole body read (bounded by :class:`ServerLimits`) and
-answers through its :class:`ResponseWriter`. Errors of the protocol itself (malformed, too large,
-too slow, smuggling-shaped, CONNECT) are answered by the server with a body made by
-``error_body``, and the connection closes. A handler that raises gets a 500 and its connection
-closes; one that returns without answering gets a 500. Requests on one connection are answered in
-order (see :mod:`gatepass.dataplane.http.connection`).
+answers through its :class:`ResponseWriter`. With ``allow_connect`` a CONNECT request goes to the
+handler too, which refuses it or turns the connection into a tunnel (:meth:`ResponseWriter.tunnel`).
+Errors of the protocol itself (malformed, too large, too slow, smuggling-shaped, CONNECT without
+``allow_connect``) are answered by the server with a body made by ``error_body``, and the
+connection closes. A handler that raises gets a 500 and its connection closes; one that returns
+without answering gets a 500. Requests on one connection are answered in order (see
+:mod:`gatepass.dataplane.http.connection`).
 """
 
 from __future__ import annotations
@@ -115,10 +117,11 @@ async def start_server(
     error_body: ErrorBody | None = None,
     reuse_port: bool = False,
     backlog: int = 1024,
+    allow_connect: bool = False,
 ) -> HttpServer:
     """Listen on ``host:port`` (or on an already bound ``sock``) and serve each request with ``handler``."""
     loop = asyncio.get_running_loop()
-    ctx = ServerContext(handler, limits, error_body)
+    ctx = ServerContext(handler, limits, error_body, allow_connect)
 
     def factory() -> ServerConnection:
         return ServerConnection(ctx)

@@ -11,14 +11,16 @@ exception escaping a handler as a normal end. A handler that wants to stop early
 :attr:`~ResponseWriter.disconnected` or awaits :meth:`~ResponseWriter.wait_disconnected`.
 
 :meth:`~ResponseWriter.abort` gives up on a response and closes the connection, so the client
-sees it cut short. The writer does no I/O of its own: it formats bytes and hands them to a :class:`ResponseSink`
-(the connection), so it can be driven without sockets.
+sees it cut short. :meth:`~ResponseWriter.tunnel` answers a CONNECT with ``200 Connection
+established`` and turns the connection into a tunnel. The writer does no I/O of its own: it
+formats bytes and hands them to a :class:`ResponseSink` (the connection), so it can be driven
+without sockets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from gatepass.dataplane.http.wire import (
     FRAMING_HEADERS,
@@ -27,6 +29,9 @@ from gatepass.dataplane.http.wire import (
     parse_content_length,
     status_line,
 )
+
+if TYPE_CHECKING:
+    from gatepass.dataplane.http.tunnel import Tunnel, TunnelUpstream
 
 __all__ = ["ClientDisconnected", "ResponseSink", "ResponseWriter"]
 
@@ -59,6 +64,8 @@ class ResponseSink(Protocol):
     def keep_alive_allowed(self) -> bool: ...
 
     def response_done(self, keep_alive: bool) -> None: ...
+
+    def start_tunnel(self, head: bytes, upstream: TunnelUpstream, idle_timeout: float) -> Tunnel: ...
 
 
 class ResponseWriter:
@@ -166,6 +173,27 @@ class ResponseWriter:
         self.status = status
         self._state = _STREAMING
         self._sink.emit(buf)
+
+    def tunnel(
+        self, upstream: TunnelUpstream, headers: Sequence[tuple[bytes, bytes]] = (), *, idle_timeout: float
+    ) -> Tunnel:
+        """Answer the CONNECT being handled with 200 and join its connection to ``upstream``.
+
+        Bytes flow both ways until the tunnel ends: await its ``wait()`` for the
+        :class:`~gatepass.dataplane.http.tunnel.TunnelStats`. ``upstream`` is closed if the tunnel
+        cannot start. Framing headers given are left out (a 2xx to CONNECT has none).
+        """
+        try:
+            self._begin()
+            buf = bytearray(b"HTTP/1.1 200 Connection established\r\n")
+            encode_headers(buf, headers, FRAMING_HEADERS)
+            buf += b"\r\n"
+            self.status = 200
+            self._state = _DONE
+            return self._sink.start_tunnel(bytes(buf), upstream, idle_timeout)
+        except BaseException:
+            upstream.close()
+            raise
 
     async def write(self, chunk: bytes) -> None:
         """Send one piece of a streamed body; waits while the client is not reading."""
