@@ -6,6 +6,7 @@ refusals without that override are in test_egress_ssrf.py.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import http.client
@@ -24,6 +25,8 @@ import anthropic
 import httpx2
 import pytest
 
+from gatepass.dataplane import egress as egress_module
+from gatepass.errors import UpstreamConnectTimeoutError
 from gatepass.keyformat import generate_key
 from tests.dataplane.egressharness import (
     AGENT,
@@ -324,7 +327,9 @@ def test_bad_proxy_requests_get_clear_errors(
     assert len(web.requests) == before
 
 
-def test_an_upstream_that_refuses_or_stays_silent_is_502_or_504(ph: ProxyHome, web: WebServer) -> None:
+def test_an_upstream_that_refuses_or_stays_silent_is_502_or_504(
+    ph: ProxyHome, web: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
@@ -334,13 +339,17 @@ def test_an_upstream_that_refuses_or_stays_silent_is_502_or_504(ph: ProxyHome, w
     assert refused.headers.get("x-should-retry") is None  # waiting may fix it
     decision, close = records(ph, refused.headers["x-gatepass-request-id"], 2)  # the connect ran with the record
     assert (decision["decision"], close["reason"], close["meta"]["status"]) == ("allow", "upstream_unavailable", 502)
-    egress = ph.gateway.service.egress
-    config = egress.config
-    egress.config = config.model_copy(update={"connect_timeout": 1e-9})
+
+    # A host that does not answer within the connect timeout (filtered): the connect never completes.
+    async def unanswered(address: str, port: int, factory: Any, *, timeout: float, label: str) -> Any:
+        await asyncio.sleep(timeout)
+        raise UpstreamConnectTimeoutError(f"connecting to {label} took longer than {timeout:g} s")
+
+    monkeypatch.setattr(egress_module, "connect_address", unanswered)
     try:
         late = ask(ph.port, connect_head(f"127.0.0.1:{web.port}", basic(ph.key)))
     finally:
-        egress.config = config
+        monkeypatch.undo()
     denied(504, late, "upstream_timeout")
     assert records(ph, late.headers["x-gatepass-request-id"], 2)[1]["reason"] == "upstream_timeout"
     started = time.monotonic()
@@ -423,10 +432,10 @@ def test_the_leak_scan_sees_plain_http_requests_and_can_block_them(ph: ProxyHome
     egress = ph.gateway.service.egress
     seen: list[bytes] = []
 
-    def scan(agent: Any, key: Any, data: bytes) -> tuple[str, str] | None:
+    def scan(agent: Any, key: Any, data: bytes) -> tuple[str, str, str] | None:
         seen.append(data)
         if b"TOPSECRET" in data:
-            return "leak_detected", "the request carries a secret: remove it"
+            return "leak_detected", "the request carries a secret: remove it", "secret:top"
         if b"explode" in data:
             raise RuntimeError("scanner bug")
         return None

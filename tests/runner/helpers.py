@@ -10,6 +10,9 @@ saw in a JSON file after each one, so a test can read what happened even when th
     write:PATH     writes "written" to PATH
     connect:PORT   a TCP connection to the host's 127.0.0.1:PORT, or the error
     proxy:URL      a GET of URL through the proxy the environment names: [status, x-gatepass-denied]
+    exfil:URL      a POST of the whole environment to URL through the proxy: [status, x-gatepass-denied]
+    prompt-env     the whole environment inside a prompt, through the anthropic SDK: [status, x-gatepass-denied]
+    prompt:PATH    the file's text inside a prompt, through the anthropic SDK: [status, x-gatepass-denied]
     caps           the effective capabilities
     trap           ignore SIGTERM from now on
     usr1           on SIGUSR1, record "usr1"
@@ -102,6 +105,30 @@ for step in steps:
                 seen["proxy"] = [response.status, response.headers.get("x-gatepass-denied")]
         except urllib.error.HTTPError as exc:
             seen["proxy"] = [exc.code, exc.headers.get("x-gatepass-denied")]
+    elif name == "exfil":
+        request = urllib.request.Request(arg, data=json.dumps(dict(os.environ)).encode(), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                seen["exfil"] = [response.status, response.headers.get("x-gatepass-denied")]
+        except urllib.error.HTTPError as exc:
+            seen["exfil"] = [exc.code, exc.headers.get("x-gatepass-denied")]
+        except OSError as exc:
+            seen["exfil"] = "error: " + exc.__class__.__name__
+    elif name in ("prompt-env", "prompt"):
+        import anthropic
+        if name == "prompt":
+            with open(arg) as f:
+                text = f.read()
+        else:
+            text = "Here are all my environment variables: " + json.dumps(dict(os.environ))
+        client = anthropic.Anthropic(max_retries=0)
+        try:
+            client.messages.create(
+                model="claude-haiku-4-5-20251001", max_tokens=16, messages=[{"role": "user", "content": text}]
+            )
+            seen[step] = [200, None]
+        except anthropic.APIStatusError as exc:
+            seen[step] = [exc.status_code, exc.response.headers.get("x-gatepass-denied")]
     elif name == "caps":
         with open("/proc/self/status") as f:
             seen["caps"] = [l.split()[1] for l in f if l.startswith("CapEff:")][0]

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from collections.abc import Callable
+from contextlib import suppress
 
 from gatepass.errors import AuditWriteError
 
@@ -36,16 +39,27 @@ class AsyncAuditWriter:
     the gateway refuses those requests), and later writes are tried afresh. The writer does not own
     the log: :meth:`close` flushes and checkpoints but leaves the log open. :attr:`batches` counts the
     writes handed to the log (failed ones included), :attr:`syncs` the fsyncs.
+
+    The fsyncs run in a thread of the writer's own (:class:`_SyncThread`), woken by releasing a
+    lock, which answers on the loop with ``call_soon_threadsafe``: per fsync the loop makes one call
+    and runs one callback, with no task, executor or future in between.
     """
 
     def __init__(self, log: AuditLog, *, durable: bool = True, sync_interval: float = 0.01) -> None:
         self._log = log
         self._durable = durable
         self._sync_interval = sync_interval
+        self._loop: asyncio.AbstractEventLoop | None = None  # of the last write
+        self._sync_loop: asyncio.AbstractEventLoop | None = None  # of the fsync under way
         self._pending: list[_Waiter] = []
         self._drain_scheduled = False
+        #: Written, waiting for the next fsync (``durable``); those covered by the fsync under way.
         self._unsynced: list[tuple[asyncio.Future[AuditRecord], AuditRecord]] = []
-        self._syncer: asyncio.Task[None] | None = None
+        self._syncing: list[tuple[asyncio.Future[AuditRecord], AuditRecord]] = []
+        self._dirty = False  # written since the last fsync started
+        self._sync_round: asyncio.Future[None] | None = None  # the fsync under way
+        self._sync_timer: asyncio.TimerHandle | None = None  # the next fsync (``write`` durability)
+        self._thread = _SyncThread(self._fsync_in_thread)
         self._closed = False
         self.batches = 0
         self.syncs = 0
@@ -65,7 +79,7 @@ class AsyncAuditWriter:
         if self._closed:
             raise AuditWriteError("the audit writer is closed; no record can be written after shutdown")
         check_event(event)
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[AuditRecord] = loop.create_future()
         self._pending.append((event, future))
         if not self._drain_scheduled:
@@ -89,39 +103,70 @@ class AsyncAuditWriter:
             _log.error("audit batch failed", exc_info=True)
             _fail(batch, f"the audit batch failed ({type(exc).__name__}); see the gateway log", exc)
             return
+        self._dirty = True
         if self._durable:
             self._unsynced.extend((future, record) for (_, future), record in zip(batch, records, strict=True))
+            if self._sync_round is None:
+                self._start_sync()
         else:
             for (_, future), record in zip(batch, records, strict=True):
                 if not future.done():
                     future.set_result(record)
-        if self._syncer is None or self._syncer.done():
-            self._syncer = asyncio.get_running_loop().create_task(self._sync(), name="gatepass-audit-sync")
+            if self._sync_round is None and self._sync_timer is None:
+                assert self._loop is not None
+                self._sync_timer = self._loop.call_later(self._sync_interval, self._start_sync)
 
-    async def _sync(self) -> None:
-        """Fsync in a worker thread until nothing written is left unsynced."""
-        if not self._durable:
-            await asyncio.sleep(self._sync_interval)
-        while True:
-            waiters, self._unsynced = self._unsynced, []
-            try:
-                self.syncs += 1
-                await asyncio.to_thread(self._log.sync)
-            except AuditWriteError as exc:
-                _log.error(
-                    "audit fsync failed; records since the last fsync may not survive a power cut", exc_info=True
-                )
-                for future, _ in waiters:
-                    if not future.done():
-                        future.set_exception(AuditWriteError(exc.message))
-                if waiters:
-                    self._note_unsynced(waiters[0][1].seq, waiters[-1][1].seq)
-            else:
-                for future, record in waiters:
-                    if not future.done():
-                        future.set_result(record)
-            if not self._unsynced:
-                return
+    def _start_sync(self) -> None:
+        """Start an fsync of what was written so far (on the loop; the fsync runs in the thread)."""
+        assert self._loop is not None and self._sync_round is None
+        if self._sync_timer is not None:
+            self._sync_timer.cancel()
+            self._sync_timer = None
+        self._syncing, self._unsynced = self._unsynced, []
+        self._dirty = False
+        self._sync_round = self._loop.create_future()
+        self._sync_loop = self._loop  # the loop to answer on (a later write may come from another)
+        self.syncs += 1
+        self._thread.run()
+
+    def _fsync_in_thread(self) -> None:
+        """The thread's job: fsync the log, then tell the loop how it went."""
+        try:
+            self._log.sync()
+            error: BaseException | None = None
+        except BaseException as exc:
+            error = exc
+        assert self._sync_loop is not None
+        with suppress(RuntimeError):  # the loop is closed: nobody is left waiting
+            self._sync_loop.call_soon_threadsafe(self._synced, error)
+
+    def _synced(self, error: BaseException | None) -> None:
+        """On the loop, after an fsync: release (or fail) its waiters; start the next fsync if due."""
+        waiters, self._syncing = self._syncing, []
+        if error is None:
+            for future, record in waiters:
+                if not future.done():
+                    future.set_result(record)
+        else:
+            message = (
+                error.message
+                if isinstance(error, AuditWriteError)
+                else f"the audit fsync failed ({type(error).__name__}); see the gateway log"
+            )
+            _log.error("audit fsync failed; records since the last fsync may not survive a power cut", exc_info=error)
+            for future, _ in waiters:
+                if not future.done():
+                    future.set_exception(AuditWriteError(message))
+            if waiters:
+                self._note_unsynced(waiters[0][1].seq, waiters[-1][1].seq)
+        round_, self._sync_round = self._sync_round, None
+        if round_ is not None and not round_.done():
+            round_.set_result(None)
+        if self._unsynced:
+            self._start_sync()
+        elif self._dirty and self._sync_timer is None:
+            assert self._loop is not None
+            self._sync_timer = self._loop.call_later(self._sync_interval, self._start_sync)
 
     def _note_unsynced(self, first: int, last: int) -> None:
         """Their fsync failed: those records are in the file, but their requests were refused. Say so."""
@@ -135,22 +180,63 @@ class AsyncAuditWriter:
         )
         try:
             self._log.append([note], durable=False)
+            self._dirty = True
         except AuditWriteError:
             _log.error("audit: could not record that records %d-%d were not fsynced", first, last)
 
     async def flush(self) -> None:
         """Wait until every event written so far is durable (or has failed, which its caller sees)."""
-        futures = [future for _, future in self._pending] + [future for future, _ in self._unsynced]
+        futures = [future for _, future in self._pending]
+        futures += [future for future, _ in self._unsynced] + [future for future, _ in self._syncing]
         if futures:
             await asyncio.wait(futures)
-        if self._syncer is not None and not self._syncer.done():
-            await self._syncer
+        while self._sync_round is not None or self._sync_timer is not None:
+            if self._sync_round is None:
+                self._start_sync()  # write durability: do not wait for the timer
+            assert self._sync_round is not None
+            await asyncio.shield(self._sync_round)
 
     async def close(self) -> None:
         """Refuse new writes, flush, and sign a checkpoint of the log's head (which fsyncs first)."""
         self._closed = True
         await self.flush()
+        self._thread.stop()
         await asyncio.to_thread(self._log.checkpoint)
+
+
+class _SyncThread:
+    """A thread that runs ``job`` each time :meth:`run` is called (one run at a time, never
+    overlapping: the caller starts the next only after the last one reported back). Waking it is
+    the release of a lock. It ends after ``idle`` seconds without work (and starts again when
+    needed), so a writer that is dropped without :meth:`AsyncAuditWriter.close` leaves no thread."""
+
+    def __init__(self, job: Callable[[], None], idle: float = 10.0) -> None:
+        self._job = job
+        self._idle = idle
+        self._go = threading.Lock()
+        self._go.acquire()  # released once per run
+        self._guard = threading.Lock()
+        self._alive = False
+
+    def run(self) -> None:
+        with self._guard:
+            if not self._alive:
+                self._alive = True
+                threading.Thread(target=self._main, name="gatepass-audit-sync", daemon=True).start()
+            self._go.release()
+
+    def stop(self) -> None:
+        """Let the thread end now (it is idle: :meth:`AsyncAuditWriter.close` flushed first)."""
+        self._idle = 0.0
+
+    def _main(self) -> None:
+        while True:
+            if not self._go.acquire(timeout=self._idle or 0.001):
+                with self._guard:
+                    if not self._go.acquire(blocking=False):  # no run was asked for meanwhile
+                        self._alive = False
+                        return
+            self._job()
 
 
 def _fail(batch: list[_Waiter], message: str, cause: BaseException | None) -> None:

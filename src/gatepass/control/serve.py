@@ -40,6 +40,7 @@ from gatepass.dataplane.exchange import Denial
 from gatepass.dataplane.gateway import Gateway
 from gatepass.dataplane.http.client import UpstreamPool
 from gatepass.dataplane.http.server import HttpServer, ServerLimits, new_event_loop, start_server
+from gatepass.dataplane.leaks import LeakGuard
 from gatepass.dataplane.metrics import Metrics
 from gatepass.dataplane.parts import GatewayParts, KeyDigests
 from gatepass.dataplane.refusal import refusal_response
@@ -67,6 +68,7 @@ class GatewayService:
         self.admin_listen = parse_listen(admin_listen or config.admin_listen)
         self.metrics = Metrics()
         self.state = RuntimeState(app.vault)
+        self.leaks = LeakGuard(self.state, app.vault)
         self.counters = MemoryCounters()
         self.spend = SpendLedger(app.store)
         audit = app.config.audit
@@ -105,6 +107,8 @@ class GatewayService:
         try:
             with app.read() as tx:
                 self.state.load(tx)
+            self.leaks.current()
+            with app.read() as tx:
                 now = app.now()
                 since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
                 replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, since)
@@ -127,9 +131,13 @@ class GatewayService:
                     clock=app.clock,
                     on_settled=self.alerts.on_settled,
                     on_loop=self.alerts.on_loop,
+                    leaks=self.leaks,
+                    on_canary=self.alerts.on_canary,
                 )
             )
-            self.egress = EgressProxy(self.gateway.p, app.config.egress)
+            self.egress = EgressProxy(
+                self.gateway.p, app.config.egress, scan=self.leaks.egress_scan(self.alerts.on_canary)
+            )
             self.data_server = await start_server(
                 dispatch(self.gateway.handle, self.egress),
                 *self.listen,
@@ -223,7 +231,9 @@ class GatewayService:
                 for change in changes:
                     if change.kind == "alerts":
                         self.alerts.reload(tx, change.ref)
-                return self.state.apply(tx, changes) if changes else 0
+                applied = self.state.apply(tx, changes) if changes else 0
+            self.leaks.current()
+            return applied
 
     async def _poll_changes(self) -> None:
         interval = self.app.config.gateway.change_poll_seconds

@@ -1,4 +1,4 @@
-"""Spend thresholds and the runaway breaker, acted on by the running gateway.
+"""Spend thresholds, the runaway breaker and canaries, acted on by the running gateway.
 
 After each settled request the agent's thresholds are checked against its settled spend in each
 period (:func:`gatepass.alerts.due`). A threshold reached fires once per period: the firing is
@@ -31,10 +31,11 @@ from gatepass.alerts import (
 from gatepass.audit import AsyncAuditWriter, AuditEvent
 from gatepass.control import agents as agent_ops
 from gatepass.control.app import Gatepass
+from gatepass.control.canaries import canary_tripped, tripped_message
 from gatepass.dataplane.exchange import Exchange
 from gatepass.dataplane.state import RuntimeState
 from gatepass.metering.counters import Counters, Line
-from gatepass.model import Agent
+from gatepass.model import Agent, Canary
 from gatepass.store import Transaction
 from gatepass.units import Period, format_usd, period_start
 
@@ -92,6 +93,10 @@ class AlertEngine:
         if trip.first:
             self._spawn(self._loop(agent, trip))
 
+    def on_canary(self, agent: Agent, canary: Canary, where: str) -> None:
+        """A canary was seen in a request (which is refused): audit, revoke if it says so, notify."""
+        self._spawn(self._canary(agent, canary, where))
+
     def _spawn(self, work: Awaitable[None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
@@ -144,6 +149,29 @@ class AlertEngine:
                 agent_ops.suspend_agent(session, agent.name, reason=reason)
             elif action is Action.REVOKE:
                 agent_ops.kill_agent(session, agent.name, reason=reason)
+
+    async def _canary(self, agent: Agent, canary: Canary, where: str) -> None:
+        try:
+            await asyncio.to_thread(self._trip, canary, where)
+            if canary.revoke:
+                await self._refresh()
+            subject, body = tripped_message(agent.name, canary, where)
+            alert = Alert(
+                kind="canary",
+                agent=agent.name,
+                owner=agent.owner,
+                agent_email=agent.email,
+                action="revoke" if canary.revoke else "refuse",
+                summary=subject,
+                details={"canary": canary.id, "canary_kind": canary.kind, "where": where, "message": body},
+            )
+            await self._notify(alert)
+        except Exception:
+            log.exception("canary %s of %s could not be acted on", canary.id, agent.name)
+
+    def _trip(self, canary: Canary, where: str) -> None:
+        with self._app.session(actor=_ACTOR) as session:
+            canary_tripped(session, canary, where=where)
 
     async def _loop(self, agent: Agent, trip: Trip) -> None:
         await self._audit.write(

@@ -77,8 +77,9 @@ __all__ = ["EgressFlow", "EgressProxy", "EgressScan", "dispatch"]
 
 log = logging.getLogger("gatepass.egress")
 
-EgressScan = Callable[[Agent, KeyRecord, bytes], tuple[str, str] | None]
-"""``scan(agent, key, request_bytes)``: (reason code, sentence) to block a plain-HTTP request, or None."""
+EgressScan = Callable[[Agent, KeyRecord, bytes], tuple[str, str, str] | None]
+"""``scan(agent, key, request_bytes)``: (reason code, sentence, what was found for the audit record) to
+block a plain-HTTP request, or None."""
 
 U = TypeVar("U", TunnelUpstream, UpstreamConnection)
 
@@ -98,6 +99,7 @@ class EgressFlow:
     key: KeyRecord | None = None  # authenticate
     decision: EgressDecision | None = None  # allowlist
     held: bool = False  # bound: the flow holds one of the open-tunnel slots
+    leak: str | None = None  # leak scan: what was found ("secret:NAME", "pattern:NAME", "canary:ID"), never the value
     data: Sequence[bytes | bytearray] = ()  # forwarded request as written upstream (head and body)
     addresses: Sequence[IPAddress] = ()  # resolve: all checked
     address: IPAddress | None = None  # connect (or the address refused)
@@ -231,7 +233,8 @@ class EgressProxy:
         if self.scan is not None:
             blocked = self.scan(agent, key, b"".join(flow.data))
             if blocked is not None:
-                flow.deny(403, *blocked)
+                code, sentence, flow.leak = blocked
+                flow.deny(403, code, sentence)
 
     async def _resolve(self, flow: EgressFlow) -> None:
         """Every address of the host, each checked: one internal address refuses the host."""
@@ -416,6 +419,8 @@ class EgressProxy:
             meta["path"] = flow.target.path.partition(b"?")[0][:300].decode("latin-1")  # never the query
         if flow.category is not None:
             meta["address_category"] = flow.category
+        if flow.leak is not None:
+            meta["leak"] = flow.leak
         if decision is not None and decision.rule_id is not None:
             meta["rule"] = decision.rule_id
         if decision is not None and decision.report_only:

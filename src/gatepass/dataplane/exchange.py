@@ -51,6 +51,10 @@ class Exchange:
     body: bytes = b""  # the body to send upstream
     # authorize
     decision: Decision | None = None
+    # leak scan: what was found ("secret:NAME", "pattern:NAME", "canary:ID") and what was done
+    leak: str | None = None
+    leak_action: str | None = None
+    redacted: int = 0  # vault secrets redacted from the response
     # rate limit, price, reserve
     permit: Permit | None = None
     price: ModelPrice | None = None

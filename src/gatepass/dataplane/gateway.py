@@ -1,7 +1,7 @@
 """The gateway: one Exchange per request, through admission, forwarding, settlement and audit.
 
-    authenticate -> authorize -> rate-limit -> reserve budget -> inject credential
-      -> forward / stream back (meter usage) -> settle cost -> audit
+    authenticate -> authorize -> leak scan -> rate-limit -> reserve budget -> inject credential
+      -> forward / stream back (meter usage, redact echoed vault secrets) -> settle cost -> audit
 
 Fail closed: an exception anywhere refuses the request (500, audited) and is logged, never
 swallowed. Every request gets exactly one audit record, durable before the response is
@@ -99,6 +99,8 @@ class Gateway:
                 self._upstream_failed(ex, exc, sent=True)
                 return
             ex.usage = entry.provider.usage_from_body(route, body) if route is not None else None
+            if self.p.leaks is not None:
+                body, ex.redacted = self.p.leaks.response_body(body)
             self._settle(ex)
             if not await self._audit(ex):
                 return
@@ -109,11 +111,14 @@ class Gateway:
                 ex.client_gone = True  # audited and charged already; nobody left to tell
             return
         meter = entry.provider.stream_meter(route, ex.llm) if metered and route is not None and ex.llm else None
+        redactor = self.p.leaks.response_stream(is_event_stream(response.headers)) if self.p.leaks else None
         writer.start(response.status, out_headers)
         ex.responded = True
         try:
             async for chunk in response:
                 data = meter.feed(chunk) if meter is not None else chunk
+                if redactor is not None and data:
+                    data = redactor.feed(data)
                 if data and not ex.client_gone:
                     try:
                         await writer.write(data)
@@ -127,6 +132,9 @@ class Gateway:
             tail = meter.flush()
             ex.usage = meter.finish()
             ex.usage_complete = ex.usage_complete and meter.complete
+        if redactor is not None:
+            tail = redactor.feed(tail) + redactor.flush() if tail else redactor.flush()
+            ex.redacted = redactor.redacted
         self._settle(ex)
         durable = await self._audit(ex)
         if durable and ex.upstream_error is None and not ex.client_gone:
@@ -210,6 +218,11 @@ class Gateway:
             meta["upstream_error"] = ex.upstream_error
         if ex.client_gone:
             meta["client_disconnected"] = True
+        if ex.leak is not None:
+            meta["leak"] = ex.leak
+            meta["leak_action"] = ex.leak_action or "block"
+        if ex.redacted:
+            meta["response_redacted"] = ex.redacted
         if decision is not None and decision.report_only:
             meta["report_only"] = decision.reason.value
         if refused and denial is not None:

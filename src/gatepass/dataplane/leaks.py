@@ -11,6 +11,7 @@ any other stream with a hold-back of the longest literal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from gatepass.control.canaries import canary_values
 from gatepass.dataplane.state import RuntimeState
 from gatepass.leakguard import Finding, LeakScanner, StreamRedactor
-from gatepass.model import Canary
+from gatepass.model import Agent, Canary, KeyRecord
 from gatepass.vault import Vault
 
 __all__ = ["Leak", "LeakGuard", "describe"]
@@ -69,6 +70,11 @@ class LeakGuard:
 
     @property
     def scanner(self) -> LeakScanner:
+        return self.current()
+
+    def current(self) -> LeakScanner:
+        """The scanner, rebuilt first if the secrets or canaries changed (the gateway calls this after
+        applying changes, so a request rarely pays for a rebuild)."""
         if self._version != self._state.leak_version:
             self._rebuild()
         return self._scanner
@@ -115,6 +121,26 @@ class LeakGuard:
         """The body with every finding replaced by ``[REDACTED:name]``, and what was replaced."""
         findings = self.scanner.scan(body, allow_key=own_key)
         return self._scanner.redact(body, findings), [self._leak(f, "body") for f in findings]
+
+    def egress_scan(
+        self, on_canary: Callable[[Agent, Canary, str], None] | None
+    ) -> Callable[[Agent, KeyRecord, bytes], tuple[str, str, str] | None]:
+        """The egress proxy's hook: a plain-HTTP request that carries anything is blocked.
+
+        There is no grant (and so no redact or report) on this path, and no key is exempt: an agent's
+        own gatepass key has no business leaving for a third-party host either."""
+
+        def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
+            found = self.scanner.scan(data, limit=1)
+            if not found:
+                return None
+            leak = self._leak(found[0], "request")
+            if leak.canary is not None and on_canary is not None:
+                on_canary(agent, leak.canary, "egress request")
+            log.warning("egress request of %s blocked: it carries %s", agent.name, leak.audit_label())
+            return "leak_blocked", describe(leak), leak.audit_label()
+
+        return scan
 
     def _leak(self, finding: Finding, where: str) -> Leak:
         return Leak(finding, where, self._canaries.get(finding.name) if finding.kind == "canary" else None)

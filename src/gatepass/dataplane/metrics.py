@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Metrics"]
 
+_TOKEN_KINDS = ("input", "output", "cache_write", "cache_read")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -32,17 +33,30 @@ class Metrics(Collector):
         self.requests: dict[tuple[str, str, str], int] = {}
         self.latency: dict[str, list[float]] = {}  # upstream -> bucket counts (+Inf last), then the sum
         self.cost_micros: dict[str, int] = {}
-        self.tokens: dict[tuple[str, str], int] = {}
+        self.token_counts: dict[str, list[int]] = {}  # upstream -> counts of each of _TOKEN_KINDS
         self.in_flight = 0
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
+    @property
+    def tokens(self) -> dict[tuple[str, str], int]:
+        """Tokens by (upstream, kind), kinds that have counted none left out."""
+        return {
+            (upstream, kind): count
+            for upstream, counts in self.token_counts.items()
+            for kind, count in zip(_TOKEN_KINDS, counts, strict=True)
+            if count
+        }
+
     def observe(self, ex: Exchange) -> None:
-        refused = ex.denial is not None and not ex.responded
+        denial = ex.denial
         upstream = ex.upstream_name if ex.entry is not None else "-"
-        reason = ex.denial.code if refused and ex.denial else (ex.decision.reason.value if ex.decision else "allowed")
-        key = (upstream, "deny" if refused else "allow", reason)
-        self.requests[key] = self.requests.get(key, 0) + 1
+        if denial is not None and not ex.responded:
+            key = (upstream, "deny", denial.code)
+        else:
+            key = (upstream, "allow", ex.decision.reason.value if ex.decision else "allowed")
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
         seconds = time.perf_counter() - ex.started
         counts = self.latency.get(upstream)
         if counts is None:
@@ -53,14 +67,13 @@ class Metrics(Collector):
             self.cost_micros[upstream] = self.cost_micros.get(upstream, 0) + ex.cost
         usage = ex.usage
         if usage is not None:
-            for kind, count in (
-                ("input", usage.input_tokens),
-                ("output", usage.output_tokens),
-                ("cache_write", usage.cache_write_tokens),
-                ("cache_read", usage.cache_read_tokens),
-            ):
-                if count:
-                    self.tokens[(upstream, kind)] = self.tokens.get((upstream, kind), 0) + count
+            tokens = self.token_counts.get(upstream)
+            if tokens is None:
+                tokens = self.token_counts[upstream] = [0, 0, 0, 0]
+            tokens[0] += usage.input_tokens
+            tokens[1] += usage.output_tokens
+            tokens[2] += usage.cache_write_tokens
+            tokens[3] += usage.cache_read_tokens
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from gatepass.alerts.breaker import LoopBreaker, Trip
 from gatepass.audit import AsyncAuditWriter
 from gatepass.dataplane.http.client import UpstreamPool
+from gatepass.dataplane.leaks import LeakGuard
 from gatepass.dataplane.metrics import Metrics
 from gatepass.dataplane.spend import SpendLedger
 from gatepass.dataplane.state import RuntimeState
@@ -17,7 +18,7 @@ from gatepass.keyformat import is_well_formed
 from gatepass.metering.counters import Counters, Line
 from gatepass.metering.prices import PriceTable
 from gatepass.metering.ratelimit import RateLimiter
-from gatepass.model import Agent, KeyRecord
+from gatepass.model import Agent, Canary, KeyRecord
 from gatepass.sensitive import Secret
 from gatepass.units import Period, period_start
 from gatepass.vault import Vault
@@ -122,3 +123,7 @@ class GatewayParts:
     on_settled: Callable[[Exchange], None] | None = None
     #: Called when the loop breaker refuses a request.
     on_loop: Callable[[Agent, Trip], None] | None = None
+    #: The leak guard (None: requests and responses are not scanned).
+    leaks: LeakGuard | None = None
+    #: Called when a request is refused because it carries one of the agent's canaries.
+    on_canary: Callable[[Agent, Canary, str], None] | None = None

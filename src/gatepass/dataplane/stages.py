@@ -1,6 +1,7 @@
 """The admission stages of the pipeline, in order; each does one job and may deny.
 
-    route -> authenticate -> parse -> authorize -> rate-limit -> price and reserve
+    route -> authenticate -> parse -> authorize -> leak scan -> loop breaker -> rate-limit
+      -> price and reserve
 
 They are plain functions over the Exchange and the gateway's in-memory state: no I/O, no await,
 so each check and the update that follows it happen atomically on the event loop. Forwarding,
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import hmac
 import re
+from dataclasses import replace
 from typing import Final
 from urllib.parse import unquote
 
 from gatepass.dataplane.exchange import Exchange
+from gatepass.dataplane.leaks import describe
 from gatepass.dataplane.parts import DigestFn, GatewayParts, LineBook
 from gatepass.dataplane.state import RuntimeState
 from gatepass.metering.counters import BudgetDenied, Counters
@@ -36,22 +39,41 @@ _AUTH_STATUS: Final = {
 }
 
 
-def route(ex: Exchange, state: RuntimeState) -> None:
-    """Find the upstream in ``/{upstream}/...`` and the provider's route for the rest."""
-    target = ex.request.target
+def _split_target(target: bytes) -> tuple[str, str, str, bytes]:
+    """``/{upstream}/rest`` -> (refusal or "", upstream name, percent-decoded path, target to forward)."""
     raw_path, _, _ = target.partition(b"?")
     if not raw_path.startswith(b"/") or _UNSAFE_PATH.search(raw_path):
-        ex.deny(400, "bad_path", "the request path is malformed or ambiguous (encoded slashes or backslashes)")
-        return
+        return "the request path is malformed or ambiguous (encoded slashes or backslashes)", "", "", b""
     name, slash, rest = raw_path[1:].partition(b"/")
     path = "/" + unquote(rest.decode("latin-1")) if slash else "/"
     segments = path.split("/")[1:]
     if any(seg in (".", "..") for seg in segments) or "//" in path:
-        ex.deny(400, "bad_path", "the request path has '.', '..' or empty segments: send a plain path")
+        return "the request path has '.', '..' or empty segments: send a plain path", "", "", b""
+    forward = target[len(name) + 1 :] if slash else b"/" + target[len(name) + 1 :].lstrip(b"/")
+    return "", name.decode("latin-1"), path, forward
+
+
+#: Targets seen lately and how they split (most requests of a gateway go to a few paths).
+_TARGETS: dict[bytes, tuple[str, str, str, bytes]] = {}
+_TARGETS_MAX: Final = 1024
+_TARGET_CACHED_LEN: Final = 256
+
+
+def route(ex: Exchange, state: RuntimeState) -> None:
+    """Find the upstream in ``/{upstream}/...`` and the provider's route for the rest."""
+    target = ex.request.target
+    split = _TARGETS.get(target)
+    if split is None:
+        split = _split_target(target)
+        if len(target) <= _TARGET_CACHED_LEN:
+            if len(_TARGETS) >= _TARGETS_MAX:
+                _TARGETS.clear()
+            _TARGETS[target] = split
+    refusal, name, path, forward = split
+    if refusal:
+        ex.deny(400, "bad_path", refusal)
         return
-    ex.upstream_name = name.decode("latin-1")
-    ex.path = path
-    ex.target = target[len(name) + 1 :] if slash else b"/" + target[len(name) + 1 :].lstrip(b"/")
+    ex.upstream_name, ex.path, ex.target = name, path, forward
     entry = state.upstreams.get(ex.upstream_name)
     if entry is None:
         ex.deny(
@@ -136,10 +158,12 @@ def authorize(ex: Exchange, state: RuntimeState) -> None:
 def rate_limit(ex: Exchange, limiter: RateLimiter) -> None:
     assert ex.agent is not None and ex.key is not None
     scopes = []
-    if ex.agent.limits.items():
-        scopes.append((f"agent:{ex.agent.id}", ex.agent.limits))
-    if ex.key.limits.items():
-        scopes.append((f"key:{ex.key.id}", ex.key.limits))
+    limits = ex.agent.limits
+    if limits.rpm or limits.tpm or limits.concurrency:  # RateLimits.items() without making the list
+        scopes.append((f"agent:{ex.agent.id}", limits))
+    limits = ex.key.limits
+    if limits.rpm or limits.tpm or limits.concurrency:
+        scopes.append((f"key:{ex.key.id}", limits))
     if not scopes:
         return
     result = limiter.acquire(scopes)
@@ -236,6 +260,55 @@ def loop_breaker(ex: Exchange, parts: GatewayParts) -> None:
         parts.on_loop(ex.agent, trip)
 
 
+def leak_scan(ex: Exchange, parts: GatewayParts) -> None:
+    """Nothing that must not leave does: vault secrets, canaries and credentials, in URL, headers or body.
+
+    The grant's action applies (block, redact, report; redact only in the body, the rest is blocked);
+    a canary is always blocked, and sets off its alarm.
+    """
+    guard = parts.leaks
+    if guard is None:
+        return
+    assert ex.agent is not None
+    own = _presented_key(ex)
+    own_key = own.encode("latin-1") if own is not None else None
+    leak = guard.check(ex.target, ex.request.headers, ex.body, own_key)
+    if leak is None:
+        return
+    ex.leak = leak.audit_label()
+    action = _leak_action(ex, parts.state)
+    if action == "redact" and leak.where == "body" and leak.canary is None:
+        body, found = guard.redact(ex.body, own_key)
+        leak = next((f for f in found if f.canary is not None), leak)
+        if leak.canary is None:
+            ex.leak_action = action
+            ex.body = body
+            if ex.llm is not None and len(body) > ex.llm.input_bytes:
+                ex.llm = replace(ex.llm, input_bytes=len(body))  # the worst case stays a bound
+            return
+        ex.leak = leak.audit_label()
+    if action == "report" and leak.canary is None:
+        ex.leak_action = action
+        return
+    ex.leak_action = "block"
+    ex.deny(403, "leak_blocked", describe(leak))
+    if leak.canary is not None and parts.on_canary is not None:
+        parts.on_canary(ex.agent, leak.canary, f"{ex.upstream_name} request {leak.where}")
+
+
+def _leak_action(ex: Exchange, state: RuntimeState) -> str:
+    """The matched grant's leak action; "report" when only the agent's report mode let the request in."""
+    decision = ex.decision
+    if decision is None or ex.agent is None:
+        return "block"
+    if decision.report_only:
+        return "report"
+    for grant in state.grants.get(ex.agent.id, ()):
+        if grant.id == decision.grant_id:
+            return grant.leaks
+    return "block"
+
+
 def admit(ex: Exchange, parts: GatewayParts) -> None:
     """Run the admission stages in order until one denies."""
     route(ex, parts.state)
@@ -245,6 +318,8 @@ def admit(ex: Exchange, parts: GatewayParts) -> None:
         parse(ex)
     if ex.denial is None:
         authorize(ex, parts.state)
+    if ex.denial is None:
+        leak_scan(ex, parts)
     if ex.denial is None:
         loop_breaker(ex, parts)
     if ex.denial is None:

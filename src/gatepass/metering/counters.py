@@ -113,9 +113,12 @@ class MemoryCounters(Counters):
         if reservation.done:
             return
         reservation.done = True
+        lines, amount = self._lines, reservation.amount
         for line in reservation.lines:
-            totals = self._lines.setdefault(line, _Totals())
-            totals.reserved -= reservation.amount
+            totals = lines.get(line)
+            if totals is None:
+                totals = lines[line] = _Totals()
+            totals.reserved -= amount
             totals.spent += actual
 
     def release(self, reservation: Reservation) -> None:

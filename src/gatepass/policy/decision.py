@@ -125,6 +125,11 @@ def _grant_failure(grant: Grant, request: Request) -> Reason | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _allowed_by(grant_id: str) -> Decision:
+    return Decision(Result.ALLOW, Reason.ALLOWED, f"allowed by grant {grant_id}", grant_id)
+
+
 def _deny(reason: Reason, sentence: str) -> Decision:
     return Decision(Result.DENY, reason, sentence)
 
@@ -156,7 +161,7 @@ def decide(agent: Agent, key: KeyRecord, request: Request, grants: Sequence[Gran
     for grant in candidates:
         reason = _grant_failure(grant, request)
         if reason is None:
-            return Decision(Result.ALLOW, Reason.ALLOWED, f"allowed by grant {grant.id}", grant.id)
+            return _allowed_by(grant.id)
         if failure is Reason.NO_GRANT or _GRANT_CHECKS.index(reason) > _GRANT_CHECKS.index(failure):
             failure = reason
     sentence = _grant_sentence(agent, request, failure)

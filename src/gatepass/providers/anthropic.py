@@ -97,7 +97,7 @@ class AnthropicProvider(Provider):
     def usage_from_body(self, route: Route, body: bytes) -> Usage | None:
         if route.kind is not RouteKind.MESSAGES:
             return None
-        data = load_json(body)
+        data = load_json(body, "usage")
         if get_path(data, "type") == "error":
             return None
         fields = _UsageFields()
@@ -177,9 +177,9 @@ class AnthropicStreamMeter(SseWatchingMeter):
                 self._deltas += 1
         elif name == "message_start":
             self._started = True
-            self._fields.update(get_path(load_json(event.data.encode()), "message", "usage"))
+            self._fields.update(get_path(load_json(event.data.encode(), "message", "usage"), "message", "usage"))
         elif name == "message_delta":
-            data = load_json(event.data.encode())
+            data = load_json(event.data.encode(), "usage")
             self._fields.update(get_path(data, "usage"))
             # The delta that carries the stop reason carries the final (cumulative) usage.
             self._complete = self._started and get_path(data, "delta", "stop_reason") is not None

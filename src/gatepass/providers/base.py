@@ -13,6 +13,8 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+import orjson
+
 from gatepass.providers.interface import BadRequest, StreamMeter, Usage
 from gatepass.providers.sse import SseEvent, SseParser
 
@@ -34,18 +36,60 @@ __all__ = [
 Wording = Callable[[str, str], str]
 
 
-def load_json(body: bytes) -> Any:
-    """Parse a response body; None when it is not JSON."""
+def load_json(body: bytes | str, *numbers_at: str) -> Any:
+    """Parse a response body (or an SSE event's data); None when it is not JSON.
+
+    Parsed by orjson, with :mod:`json` as the fallback for what orjson refuses (NaN, a byte order
+    mark, UTF-16, ...), so the result is :func:`json.loads`' result. One difference is left: orjson
+    reads an integer beyond 64 bits as a float. Give ``numbers_at``, the path of the object whose
+    numbers the caller reads (e.g. ``"usage"``), to have that object exact too.
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not numbers_at or not _has_wide_float(get_path(data, *numbers_at)):
+            return data
     try:
         return json.loads(body)
     except (ValueError, RecursionError):
         return None
 
 
+#: orjson turns an integer literal outside the 64-bit range into a float of at least this size.
+_WIDE: Final = float(2**63)
+_MAX_DEPTH: Final = 100
+
+
+def _has_wide_float(value: Any, depth: int = 0) -> bool:
+    if type(value) is dict:
+        values: Iterable[Any] = value.values()
+    elif type(value) is list:
+        values = value
+    else:
+        return type(value) is float and (value >= _WIDE or value <= -_WIDE)
+    if depth > 4:
+        return True  # not worth a look: let json parse it
+    for item in values:
+        kind = type(item)
+        if kind is float:
+            if item >= _WIDE or item <= -_WIDE:
+                return True
+        elif (kind is dict or kind is list) and _has_wide_float(item, depth + 1):
+            return True
+    return False
+
+
 def load_object(body: bytes, wording: Wording, scan: RemoteScan | None = None) -> dict[str, Any]:
     """Parse a request body that must be a JSON object (without repeated keys), running ``scan`` on it."""
     if not body.strip():
         raise BadRequest("invalid_request", wording("body", "a JSON object (the request body is empty)"))
+    data = _fast_object(body, scan)
+    if data is not None:
+        return data
+    if scan is not None:
+        scan.found = False  # the exact parse below scans every object again
 
     def build(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         obj = dict(pairs)
@@ -64,6 +108,60 @@ def load_object(body: bytes, wording: Wording, scan: RemoteScan | None = None) -
         raise BadRequest("invalid_json", wording("body", "valid JSON (the request body does not parse)")) from None
     if not isinstance(data, dict):
         raise BadRequest("invalid_request", wording("body", "a JSON object"))
+    return data
+
+
+def _fast_object(body: bytes, scan: RemoteScan | None) -> dict[str, Any] | None:
+    """orjson's parse of ``body`` when it is certainly what the exact parse of :func:`load_object`
+    returns (with ``scan`` run on every object); None when that parse must decide.
+
+    orjson keeps the last value of a repeated key, so repeats are found by counting: in JSON text a
+    colon outside a string separates a name from its value, so the text's colons, less those inside
+    its strings, are its name/value pairs. The parsed objects hold that many names exactly when no
+    name was repeated (a repeat drops a pair, and with it any strings and names below it). A string
+    decodes a colon from ``:`` or from ``\\u003a``; a body with the latter (or anything like it) goes
+    the exact way, as do those orjson refuses, those that are not an object, integers beyond 64
+    bits (orjson reads them as floats) and very deep nesting (where json may run out of stack).
+    """
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict or b"\\u003" in body:
+        return None
+    check = scan.check if scan is not None else None
+    pairs = 0  # name/value pairs in the parsed objects
+    colons = 0  # colons inside the parsed strings (names and values)
+    level: list[Any] = [data]
+    for _ in range(_MAX_DEPTH):
+        deeper: list[Any] = []
+        for node in level:
+            if type(node) is dict:
+                pairs += len(node)
+                if check is not None:
+                    check(node)
+                for name in node:
+                    if ":" in name:
+                        colons += name.count(":")
+                values = node.values()
+            else:
+                values = node
+            for value in values:
+                kind = type(value)
+                if kind is str:
+                    if ":" in value:
+                        colons += value.count(":")
+                elif kind is dict or kind is list:
+                    deeper.append(value)
+                elif kind is float and (value >= _WIDE or value <= -_WIDE):
+                    return None
+        if not deeper:
+            break
+        level = deeper
+    else:
+        return None
+    if body.count(b":") - colons != pairs:
+        return None  # a repeated name: the exact parse refuses it
     return data
 
 

@@ -100,6 +100,17 @@ class Usage:
     cache_write_1h_tokens: int = 0
 
     def __post_init__(self) -> None:
+        # The usual case at once; the checks below say what is wrong.
+        i, o, w, r, h = (
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_write_tokens,
+            self.cache_read_tokens,
+            self.cache_write_1h_tokens,
+        )
+        if type(i) is int and type(o) is int and type(w) is int and type(r) is int and type(h) is int:
+            if i >= 0 and o >= 0 and r >= 0 and 0 <= h <= w:
+                return
         for name in ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

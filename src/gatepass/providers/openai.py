@@ -136,7 +136,7 @@ class OpenAIProvider(Provider):
     def usage_from_body(self, route: Route, body: bytes) -> Usage | None:
         if route.kind not in _ROUTES_WITH_USAGE:
             return None
-        data = load_json(body)
+        data = load_json(body, "usage")
         if not isinstance(data, dict) or data.get("error") is not None:
             return None
         if route.kind is RouteKind.RESPONSES:
@@ -242,7 +242,7 @@ class ChatStreamMeter(StreamMeter):
         """Note the usage an event carries; True when it is the usage-only chunk."""
         if not event.has_data or '"usage"' not in event.data:
             return False
-        data = load_json(event.data.encode())
+        data = load_json(event.data.encode(), "usage")
         usage = _chat_usage(get_path(data, "usage"))
         if usage is None:
             return False
@@ -278,7 +278,8 @@ class ResponsesStreamMeter(SseWatchingMeter):
             match = _TYPE_RE.search(event.data, 0, 200)
             name = match.group(1) if match else None
         if name in _TERMINAL:
-            usage = _responses_usage(get_path(load_json(event.data.encode()), "response", "usage"))
+            data = load_json(event.data.encode(), "response", "usage")
+            usage = _responses_usage(get_path(data, "response", "usage"))
             if usage is not None:
                 self._usage = usage
                 self._complete = True
