@@ -21,6 +21,7 @@ class Recorder:
     """A tiny HTTP API on loopback that records what reached it; ``/moved`` redirects elsewhere."""
 
     redirect_to: str = ""
+    echo: str = ""  # a value /echo answers with (the upstream handing back its own token)
     seen: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     url: str = ""
 
@@ -28,6 +29,8 @@ class Recorder:
         self.seen.append((request.method, request.path_qs, {k.lower(): v for k, v in request.headers.items()}))
         if request.path.endswith("/moved") and self.redirect_to:
             raise web.HTTPFound(self.redirect_to + "/stolen")
+        if request.path.endswith("/echo"):
+            return web.json_response({"token": self.echo, "padding": "x" * 100_000})
         return web.json_response({"path": request.path, "method": request.method})
 
 
@@ -135,3 +138,15 @@ def test_an_agent_supplied_authorization_cannot_replace_or_reach_past_the_creden
     seen = upstream.seen[-1][2]
     assert seen["authorization"] == f"Bearer {token}"
     assert "x-api-key" not in seen and "proxy-authorization" not in seen
+
+
+def test_a_token_the_upstream_hands_back_is_redacted_before_the_agent_sees_it(
+    github: tuple[GatewayThread, str, str], servers: tuple[Recorder, Recorder]
+) -> None:
+    gateway, key, token = github
+    upstream, _ = servers
+    upstream.echo = token
+    reply = http("GET", gateway.url + "/gh/repos/acme/docs/echo", headers={"authorization": f"Bearer {key}"})
+    assert reply.status == 200, reply
+    assert token.encode() not in reply.body
+    assert reply.json()["token"] == "[REDACTED:gh-main]"

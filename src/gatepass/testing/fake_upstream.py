@@ -102,6 +102,8 @@ class FakeUpstream:
         self.reply_tokens = reply_tokens
         self.cache_read_tokens = 0
         self.cache_write_tokens = 0
+        #: What answers say, one output token per word, repeated as needed (None: the default words).
+        self.reply_words: tuple[str, ...] | None = None
         self.behaviour = Behaviour()
         self.requests: list[RecordedRequest] = []
         self.streams: list[StreamStats] = []
@@ -255,7 +257,10 @@ class FakeUpstream:
         if not isinstance(data, dict) or not isinstance(data.get("model"), str):
             return _error(provider, 400, "model: Field required")
         cache = (self.cache_read_tokens, self.cache_write_tokens)
-        answer = wire.answer(_ENDPOINTS[path], data, body, self.reply_tokens, cache, ident=f"fake{self._count:06d}")
+        words = {"words": self.reply_words} if self.reply_words else {}
+        answer = wire.answer(
+            _ENDPOINTS[path], data, body, self.reply_tokens, cache, ident=f"fake{self._count:06d}", **words
+        )
         if isinstance(answer, dict):
             return await self._send_json(provider, request, answer)
         return await self._stream(provider, request, answer)

@@ -67,8 +67,8 @@ def output_tokens_for(max_tokens: int | None, reply_len: int) -> int:
     return reply_len if max_tokens is None else min(max_tokens, reply_len)
 
 
-def reply_tokens(count: int) -> list[str]:
-    return [_WORDS[i % len(_WORDS)] for i in range(count)]
+def reply_tokens(count: int, words: tuple[str, ...] = _WORDS) -> list[str]:
+    return [words[i % len(words)] for i in range(count)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,11 @@ class Reply:
     cache_read: int = 0
     cache_write: int = 0
     ident: str = "fake"
+    words: tuple[str, ...] = _WORDS  # what the answer says, one token each, repeated as needed
 
     @property
     def tokens(self) -> list[str]:
-        return reply_tokens(self.output_tokens)
+        return reply_tokens(self.output_tokens, self.words)
 
     @property
     def text(self) -> str:
@@ -309,6 +310,7 @@ def answer(
     reply_len: int,
     cache: tuple[int, int] = (0, 0),
     ident: str = "fake",
+    words: tuple[str, ...] = _WORDS,
 ) -> dict[str, Any] | Iterator[tuple[bytes, bool]]:
     """The answer to a request of ``endpoint`` (messages, count_tokens, chat, responses, embeddings):
     a JSON object, or the events of a stream when the request asked for one."""
@@ -324,7 +326,7 @@ def answer(
     cap = data.get(cap_field) if endpoint != "chat" else data.get(cap_field, data.get("max_tokens"))
     out = output_tokens_for(cap, reply_len)
     limited = cap is not None and cap < reply_len
-    reply = Reply(data["model"], input_tokens_for(body), out, limited, cache[0], cache[1], ident)
+    reply = Reply(data["model"], input_tokens_for(body), out, limited, cache[0], cache[1], ident, words)
     if data.get("stream"):
         if endpoint == "messages":
             return anthropic_stream(reply)
