@@ -1,4 +1,4 @@
-"""``gatepass scan``: vault secrets and credential formats in files, folders and stdin; exit codes, JSON, --redact."""
+"""``gatepass scan``: secrets, canaries and credential formats in files, folders, stdin; exit codes, JSON, --redact."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from gatepass.cli import scan
+from gatepass.control.app import Gatepass
+from gatepass.control.canaries import canary_values
 from gatepass.keyformat import generate_key
 from gatepass.vault.crypto import MasterKey
 from tests.conftest import Gp, fake_secret
@@ -68,10 +70,35 @@ def test_json_for_ci(gp: Gp, vault_value: str, tmp_path: Path) -> None:
         "inputs_scanned": 1,
         "skipped": [],
         "vault_secrets": 1,
+        "canaries": 0,
     }
     clean = tmp_path / "clean.cfg"
     clean.write_text("nothing = 1\n")
     assert gp("scan", "--json", str(clean)).code == 0
+
+
+def test_canaries_are_found_by_id_and_never_shown(gp: Gp, vault_value: str, tmp_path: Path) -> None:
+    assert gp("agent", "create", "acme-research-dev", "--owner", "me@example.com").code == 0
+    added = gp("canary", "add", "acme-research-dev", "--kind", "aws")
+    assert added.code == 0, added
+    canary_id = added.out.strip()
+    with Gatepass.open() as app, app.read() as tx:
+        (canary,) = tx.list_canaries()
+        values = canary_values(app.vault, canary)
+    secret_key = values["AWS_SECRET_ACCESS_KEY"]
+    target = tmp_path / "notes.txt"
+    target.write_text(f"found this:\n  key = {secret_key}\n")
+    result = gp("scan", str(target))
+    assert result.code == 1, result
+    assert result.out == f"{target}:2:9: {canary_id} (canary)\n"
+    assert result.err.endswith("; looked for 1 vault secret, 1 canary and credential formats\n")
+    as_json = gp("scan", "--json", str(target))
+    assert as_json.code == 1
+    document = json.loads(as_json.out)
+    assert [(f["kind"], f["name"], f["line"]) for f in document["findings"]] == [("canary", canary_id, 2)]
+    assert document["canaries"] == 1
+    for shown in (result, as_json):
+        assert all(value not in shown.out + shown.err for value in values.values())
 
 
 def test_redact_writes_a_private_copy_and_leaves_the_original(gp: Gp, vault_value: str, tmp_path: Path) -> None:
@@ -139,7 +166,7 @@ def test_formats_only_without_a_home(gp: Gp, home: Path, tmp_path: Path) -> None
     assert result.code == 1
     assert result.out == f"{target}:1:5: aws-access-key-id (pattern)\n"
     first, summary = result.err.splitlines()
-    assert first.startswith("gatepass: no vault secrets to look for (no gatepass home at ")
+    assert first.startswith("gatepass: no vault secrets or canaries to look for (no gatepass home at ")
     assert first.endswith("; looking for credential formats only")
     assert summary.endswith("; looked for credential formats only")
     assert not home.exists()  # scanning creates no home

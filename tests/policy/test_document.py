@@ -79,6 +79,11 @@ def test_good_file(tmp_path: Path) -> None:
         (("acme-research-dev", "AcmeBot"), 14, "e.g. acme-research-dev"),
         (('upstream = "docs"', 'upstream = "dcos"'), 24, "unknown upstream 'dcos'"),
         (('paths = ["/v1/**"]', 'paths = ["v1/**"]'), 26, "start with /"),
+        (
+            ('paths = ["/v1/**"]', 'paths = ["/v1/**"]\nleaks = "drop"'),
+            27,
+            "grants[1].leaks: leak action 'drop' is not one of block, redact, report",
+        ),
         (('type = "http"', 'type = "ftp"'), 10, "invalid upstream type"),
         (('max_ttl = "7d"', 'max_ttl = "7 days"'), 3, "invalid max_ttl"),
         (('max_ttl = "7d"', 'max_ttl = "1h"'), 2, "longer than max_ttl"),
@@ -94,6 +99,23 @@ def test_errors_name_file_line_and_fix(tmp_path: Path, edit: tuple[str, str], li
         load_policy(path, DEFAULT_ENVIRONMENTS)
     assert info.value.message.startswith(f"{path}:{line}: "), info.value.message
     assert message in info.value.message
+
+
+def test_leak_action_per_grant(tmp_path: Path) -> None:
+    text = GOOD.replace('paths = ["/v1/**"]', 'paths = ["/v1/**"]\nleaks = "redact"')
+    grants = load_policy(write(tmp_path, text), DEFAULT_ENVIRONMENTS).agents["acme-research-dev"].grants
+    assert {(g.upstream, g.leaks) for g in grants} == {("anthropic", "block"), ("docs", "redact")}
+
+
+def test_one_grant_with_two_leak_actions_is_refused(tmp_path: Path) -> None:
+    docs = GOOD[GOOD.index('[[agents.acme-research-dev.grants]]\nupstream = "docs"') :]
+    path = write(tmp_path, f'{GOOD}\n{docs}leaks = "report"\n')
+    with pytest.raises(ConfigError) as info:
+        load_policy(path, DEFAULT_ENVIRONMENTS)
+    assert info.value.message == (
+        f"{path}:28: agents.acme-research-dev.grants[2]: this grant is given twice, "
+        "with leaks = 'block' and 'report': keep one"
+    )
 
 
 def test_credential_values_are_refused(tmp_path: Path) -> None:

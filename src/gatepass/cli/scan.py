@@ -1,9 +1,10 @@
-"""``gatepass scan``: find vault secrets and credential formats in files, folders or stdin.
+"""``gatepass scan``: find vault secrets, canaries and credential formats in files, folders or stdin.
 
-The vault's secrets are looked for (in raw form and the encodings the leak guard knows) when the
-home opens; otherwise only credential formats are, and one line on stderr says so. Folders are
-walked without following symbolic links (a link inside the tree points at a file the walk reaches
-anyway, or out of the tree, where the scan does not go) and without version-control folders.
+The vault's secrets and every agent's canary decoys are looked for (in raw form and the encodings
+the leak guard knows) when the home opens; otherwise only credential formats are, and one line on
+stderr says so. Folders are walked without following symbolic links (a link inside the tree points
+at a file the walk reaches anyway, or out of the tree, where the scan does not go) and without
+version-control folders.
 Files over ``--max-size`` are skipped with a note; binary files (a NUL byte in their first 8 KiB)
 are skipped unless ``--binary``, since line and column mean little there and a redacted copy of one
 would be broken. Findings never show the value.
@@ -18,12 +19,13 @@ import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 import click
 
 from gatepass.cli.output import echo_json, note
 from gatepass.control.app import Gatepass
+from gatepass.control.canaries import canary_literals
 from gatepass.errors import ConflictError, GatepassError, InvalidInputError
 from gatepass.leakguard import Finding, LeakScanner
 
@@ -33,6 +35,13 @@ STDIN: Final = "-"
 SKIP_DIRS: Final = frozenset({".git", ".hg", ".svn"})
 _SNIFF = 8192
 _MIB = 1024 * 1024
+
+
+class _Known(NamedTuple):
+    """How many vault secrets and canaries the scanner looks for."""
+
+    secrets: int
+    canaries: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,18 +63,19 @@ class _Report:
     size: int = 0
 
 
-def _load_scanner() -> tuple[LeakScanner, int | None, str | None]:
-    """A scanner holding the vault's secrets, and how many; for formats only (and why) when the home or
-    the vault does not open."""
+def _load_scanner() -> tuple[LeakScanner, _Known | None, str | None]:
+    """A scanner holding the vault's secrets and the canaries' decoys (named by canary id), and how
+    many; for formats only (and why) when the home or the vault does not open."""
     try:
         with Gatepass.open(env=os.environ) as app:
             vault = app.vault
             with app.read() as tx:
-                sealed = tx.list_secrets()
+                sealed, planted = tx.list_secrets(), tx.list_canaries()
             values = [(s.name, vault.open_secret(s).reveal().encode("utf-8")) for s in sealed]
+            decoys = [(c.id, v.encode("utf-8")) for c in planted for v in canary_literals(vault, c)]
     except GatepassError as exc:
         return LeakScanner(), None, exc.message
-    return LeakScanner(values), len(values), None
+    return LeakScanner(values, decoys), _Known(len(values), len(planted)), None
 
 
 def _read(path: str, limit: int) -> bytes | None:
@@ -163,7 +173,7 @@ def _write_private(path: str, data: bytes, *, force: bool) -> None:
         raise
 
 
-def _print(report: _Report, vault_secrets: int | None, *, as_json: bool, to_stderr: bool) -> None:
+def _print(report: _Report, known: _Known | None, *, as_json: bool, to_stderr: bool) -> None:
     """The findings: one line each (on stderr when stdout carries a redacted stream), or one JSON document."""
     if not as_json:
         for row in report.rows:
@@ -186,7 +196,8 @@ def _print(report: _Report, vault_secrets: int | None, *, as_json: bool, to_stde
             ],
             "inputs_scanned": report.inputs,
             "skipped": [{"path": path, "reason": reason} for path, reason in report.skipped],
-            "vault_secrets": vault_secrets,
+            "vault_secrets": None if known is None else known.secrets,
+            "canaries": None if known is None else known.canaries,
         }
     )
 
@@ -195,7 +206,7 @@ def _size(n: int) -> str:
     return f"{n} bytes" if n < 1024 else f"{n / 1024:.1f} KiB" if n < _MIB else f"{n / _MIB:.1f} MiB"
 
 
-def _summary(report: _Report, vault_secrets: int | None) -> str:
+def _summary(report: _Report, known: _Known | None) -> str:
     found, inputs = len(report.rows), report.inputs
     with_findings = len({row.path for row in report.rows})
     text = f"{found} finding{'s' * (found != 1)} in {with_findings} of {inputs} input{'s' * (inputs != 1)}"
@@ -207,9 +218,12 @@ def _summary(report: _Report, vault_secrets: int | None) -> str:
         text += "; skipped " + ", ".join(f"{n} {reason}" for reason, n in reasons.items())
         if "binary" in reasons:
             text += " (--binary scans binary files)"
-    if vault_secrets is None:
+    if known is None:
         return text + "; looked for credential formats only"
-    return text + f"; looked for {vault_secrets} vault secret{'s' * (vault_secrets != 1)} and credential formats"
+    text += f"; looked for {known.secrets} vault secret{'s' * (known.secrets != 1)}"
+    if known.canaries:
+        text += f", {known.canaries} canar{'ies' if known.canaries != 1 else 'y'}"
+    return text + " and credential formats"
 
 
 @click.command("scan")
@@ -229,7 +243,7 @@ def _summary(report: _Report, vault_secrets: int | None) -> str:
 def scan_command(
     ctx: click.Context, paths: tuple[str, ...], redact: bool, force: bool, as_json: bool, binary: bool, max_size: int
 ) -> None:
-    """Find vault secrets and credential formats in files, folders (recursively) or stdin (-).
+    """Find vault secrets, canaries and credential formats in files, folders (recursively) or stdin (-).
 
     \b
     gatepass scan .                        # a working tree (.git, .hg and .svn are skipped)
@@ -237,8 +251,9 @@ def scan_command(
     gatepass scan --json logs/ > findings.json
     gatepass scan --redact agent.log       # writes agent.log.redacted, leaves agent.log alone
 
-    Prints PATH:LINE:COLUMN: NAME (KIND[, ENCODING]) per finding, never the value; a summary goes
-    to stderr. Vault secrets are looked for when the gatepass home opens, credential formats always.
+    Prints PATH:LINE:COLUMN: NAME (KIND[, ENCODING]) per finding, never the value (a canary is named
+    by its id); a summary goes to stderr. Vault secrets and canaries are looked for when the gatepass
+    home opens, credential formats always.
     Exit status: 0 clean, 1 findings, 2 usage error.
     """
     if not paths:
@@ -251,12 +266,12 @@ def scan_command(
         raise InvalidInputError("--json cannot go with --redact on stdin: stdout carries the redacted stream")
     if force and not redact:
         raise InvalidInputError("--force only applies with --redact")
-    scanner, vault_secrets, why_not = _load_scanner()
+    scanner, known, why_not = _load_scanner()
     _check_paths(paths, scanner)
     if why_not:
-        note(f"gatepass: no vault secrets to look for ({why_not}); looking for credential formats only")
+        note(f"gatepass: no vault secrets or canaries to look for ({why_not}); looking for credential formats only")
     for skipped in scanner.skipped:
-        note(f"secret {skipped.name} is not looked for: {skipped.reason}")
+        note(f"{skipped.kind} {skipped.name} is not looked for: {skipped.reason}")
     report = _scan(paths, scanner, max_size=max_size * _MIB, binary=binary, keep=redact)
     copies = [(path, path + ".redacted") for path, (_, findings) in report.kept.items() if findings and path != STDIN]
     if redact and not force:
@@ -264,7 +279,7 @@ def scan_command(
         if taken:
             raise ConflictError(f"{taken[0]} already exists: remove it, or pass --force to replace it")
 
-    _print(report, vault_secrets, as_json=as_json, to_stderr=redact and STDIN in paths)
+    _print(report, known, as_json=as_json, to_stderr=redact and STDIN in paths)
     for path, target in copies:
         data, findings = report.kept[path]
         _write_private(target, scanner.redact(data, findings), force=force)
@@ -274,7 +289,7 @@ def scan_command(
         sys.stdout.flush()
         sys.stdout.buffer.write(scanner.redact(data, findings))
         sys.stdout.buffer.flush()
-    note(_summary(report, vault_secrets))
+    note(_summary(report, known))
     ctx.exit(1 if report.rows else 0)
 
 

@@ -16,9 +16,11 @@ import secrets
 import string
 import zlib
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
+from urllib.parse import urlsplit
 
 from gatepass.control.agents import get_agent, kill_agent
 from gatepass.control.app import Session
@@ -34,6 +36,7 @@ __all__ = [
     "RESERVED_NAMES",
     "CanaryInfo",
     "add_canary",
+    "canary_literals",
     "canary_tripped",
     "canary_values",
     "generate_decoys",
@@ -191,6 +194,20 @@ def canary_values(vault: Vault, canary: Canary) -> dict[str, str]:
     if not isinstance(values, dict):
         raise StoreCorruptError(f"canary {canary.id} holds no variables: remove it and add a new one")
     return {str(name): str(value) for name, value in values.items()}
+
+
+def canary_literals(vault: Vault, canary: Canary) -> list[str]:
+    """What a scanner looks for: each decoy, and the password of a URL-shaped one on its own too
+    (an agent may send just the password of ``DATABASE_URL``)."""
+    found = []
+    for value in canary_values(vault, canary).values():
+        found.append(value)
+        if "://" in value:
+            with suppress(ValueError):
+                password = urlsplit(value).password
+                if password:
+                    found.append(password)
+    return found
 
 
 def _info(vault: Vault, canary: Canary, agent_name: str) -> CanaryInfo:

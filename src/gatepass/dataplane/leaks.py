@@ -14,9 +14,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
 
-from gatepass.control.canaries import canary_values
+from gatepass.control.canaries import canary_literals
 from gatepass.dataplane.state import RuntimeState
 from gatepass.leakguard import Finding, LeakScanner, StreamRedactor
 from gatepass.model import Agent, Canary, KeyRecord
@@ -88,15 +87,11 @@ class LeakGuard:
             for canary in owned:
                 by_id[canary.id] = canary
                 try:
-                    values = canary_values(self._vault, canary)
+                    literals = canary_literals(self._vault, canary)
                 except Exception:
                     log.exception("canary %s cannot be opened; it is not looked for", canary.id)
                     continue
-                for value in values.values():
-                    canaries.append((canary.id, value.encode("utf-8")))
-                    password = _url_password(value)
-                    if password:
-                        canaries.append((canary.id, password.encode("utf-8")))
+                canaries.extend((canary.id, literal.encode("utf-8")) for literal in literals)
         scanner = LeakScanner(secrets, canaries)
         for skipped in scanner.skipped:
             log.warning("the leak guard does not look for %s %s: %s", skipped.kind, skipped.name, skipped.reason)
@@ -200,13 +195,3 @@ class ResponseFilter:
     def _counted(self, out: bytes) -> bytes:
         self.redacted += out.count(b"[REDACTED:")  # an estimate: the upstream could send the marker itself
         return out
-
-
-def _url_password(value: str) -> str | None:
-    """The password of a URL-shaped decoy (``postgresql://user:PASSWORD@host``), looked for alone too."""
-    if "://" not in value:
-        return None
-    try:
-        return urlsplit(value).password
-    except ValueError:
-        return None

@@ -17,6 +17,7 @@ Example::
     [[agents.acme-research-dev.grants]]
     upstream = "anthropic"
     models = ["claude-haiku-*"]
+    leaks = "redact"                 # leak guard action: block (default), redact or report
 
 Hosts an agent may reach through the egress proxy: ``egress = ["api.example.com", "*.pypi.org:443"]``
 under its ``[agents.NAME]`` table (``HOST[:PORT[,PORT]]``, as for ``gatepass egress allow``).
@@ -36,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from gatepass.alerts.thresholds import parse_threshold
 from gatepass.control.agents import agent_addresses, check_budgets, check_limits
 from gatepass.control.egress import parse_rule
-from gatepass.control.grants import normalise_scope
+from gatepass.control.grants import GrantScope, check_leak_action, normalise_scope
 from gatepass.control.upstreams import build_upstream, parse_type
 from gatepass.credpatterns import find_credentials
 from gatepass.errors import ConfigError, InvalidInputError
@@ -73,6 +74,7 @@ class _Grant(_Strict):
     models: list[str] = []
     methods: list[str] = []
     paths: list[str] = []
+    leaks: str = "block"
 
 
 class _Agent(_Strict):
@@ -150,7 +152,7 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
                 budgets.append(parse_budget(text_budget))
         with at("agents", name, "budgets"):
             checked_budgets = check_budgets(budgets)
-        grants: set[GrantSpec] = set()
+        grants: dict[tuple[str, GrantScope], GrantSpec] = {}
         for i, grant in enumerate(agent.grants):
             upstream = upstreams.get(grant.upstream)
             if upstream is None:
@@ -166,7 +168,16 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
                         parse(value)
             with at("agents", name, "grants", i):
                 scope = normalise_scope(upstream.type, grant.models, grant.methods, grant.paths)
-            grants.add(GrantSpec(upstream.name, *scope))
+            with at("agents", name, "grants", i, "leaks"):
+                spec = GrantSpec(upstream.name, *scope, check_leak_action(grant.leaks))
+            first = grants.setdefault((upstream.name, scope), spec)
+            if first.leaks != spec.leaks:
+                raise config_error(
+                    path,
+                    text,
+                    ("agents", name, "grants", i),
+                    f"this grant is given twice, with leaks = {first.leaks!r} and {spec.leaks!r}: keep one",
+                )
         with at("agents", name):
             limits = check_limits(RateLimits(agent.rpm, agent.tpm, agent.concurrency))
         alerts: set[str] = set()
@@ -190,7 +201,7 @@ def load_policy(path: Path, environments: Sequence[str]) -> PolicyState:
             agent.description.strip(),
             PolicyMode(agent.mode),
             checked_budgets,
-            frozenset(grants),
+            frozenset(grants.values()),
             limits,
             frozenset(alerts),
             frozenset(egress.values()),

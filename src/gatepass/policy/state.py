@@ -49,16 +49,21 @@ class UpstreamSpec:
 
 @dataclass(frozen=True, slots=True, order=True)
 class GrantSpec:
+    """One grant; ``leaks`` is the leak guard's action (one of ``LEAK_ACTIONS``)."""
+
     upstream: str
     models: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     paths: tuple[str, ...] = ()
+    leaks: str = "block"
 
     def __str__(self) -> str:
         parts = [self.upstream]
         for label, values in (("models", self.models), ("methods", self.methods), ("paths", self.paths)):
             if values:
                 parts.append(f"{label}={','.join(values)}")
+        if self.leaks != "block":
+            parts.append(f"leaks={self.leaks}")
         return " ".join(parts)
 
 
@@ -99,7 +104,7 @@ def current_state(tx: Transaction) -> PolicyState:
     upstreams = {u.name: UpstreamSpec(u.name, u.type, u.base_url, u.auth, u.secret_name) for u in tx.list_upstreams()}
     grants_by_agent: dict[str, set[GrantSpec]] = {}
     for g in tx.list_grants():
-        grants_by_agent.setdefault(g.agent_id, set()).add(GrantSpec(g.upstream, g.models, g.methods, g.paths))
+        grants_by_agent.setdefault(g.agent_id, set()).add(GrantSpec(g.upstream, g.models, g.methods, g.paths, g.leaks))
     alerts = tx.list_alerts()
     egress: dict[str, set[EgressSpec]] = {}
     for rule in tx.list_egress_rules():
@@ -278,11 +283,17 @@ def _apply_one(session: Session, change: Change) -> None:
             alert_ops.set_alerts(session, spec.name, parse_thresholds(sorted(spec.alerts)))
         case ("+", "grant"):
             grant_ops.add_grant(
-                session, change.name, spec.upstream, models=spec.models, methods=spec.methods, paths=spec.paths
+                session,
+                change.name,
+                spec.upstream,
+                models=spec.models,
+                methods=spec.methods,
+                paths=spec.paths,
+                leaks=spec.leaks,
             )
         case ("-", "grant"):
             for grant in grant_ops.list_grants(session.tx, change.name):
-                if GrantSpec(grant.upstream, grant.models, grant.methods, grant.paths) == spec:
+                if GrantSpec(grant.upstream, grant.models, grant.methods, grant.paths, grant.leaks) == spec:
                     grant_ops.remove_grant(session, change.name, grant.id)
         case ("+", "egress"):
             egress_ops.allow_egress(session, change.name, [str(spec)])
