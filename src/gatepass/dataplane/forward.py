@@ -12,7 +12,7 @@ from typing import Final
 
 from gatepass.dataplane.state import Credential
 
-__all__ = ["downstream_headers", "is_event_stream", "upstream_headers"]
+__all__ = ["downstream_headers", "forwarded_headers", "is_event_stream", "upstream_headers"]
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -52,14 +52,18 @@ def _connection_tokens(headers: Headers) -> set[bytes]:
     return tokens
 
 
-def upstream_headers(headers: Headers, credential: Credential | None) -> Headers:
+def forwarded_headers(headers: Headers, credential_name: bytes | None = None) -> Headers:
+    """The agent's headers that go upstream (what the leak guard scans), before the gateway adds its own."""
     named = _connection_tokens(headers)
-    cred_name = credential.name if credential is not None else None
-    out = [
+    return [
         (n, v)
         for n, v in headers
-        if n not in _DROP_UP and n not in named and n != cred_name and not n.startswith(b"x-gatepass-")
+        if n not in _DROP_UP and n not in named and n != credential_name and not n.startswith(b"x-gatepass-")
     ]
+
+
+def upstream_headers(headers: Headers, credential: Credential | None) -> Headers:
+    out = forwarded_headers(headers, credential.name if credential is not None else None)
     out.append((b"accept-encoding", b"identity"))
     if credential is not None:
         out.append(credential.header())

@@ -99,18 +99,24 @@ class LeakGuard:
 
     # -- requests ---------------------------------------------------------------------------------
     def check(self, target: bytes, headers: Headers, body: bytes, own_key: bytes | None) -> Leak | None:
-        """The first thing in the request that must not leave, or None."""
-        scanner = self.scanner
-        found = scanner.scan(target, allow_key=own_key, limit=1)
-        where = "url"
-        if not found:
-            head = b"\n".join(name + b": " + value for name, value in headers)
-            found, where = scanner.scan(head, allow_key=own_key, limit=1), "headers"
-        if not found and body:
-            found, where = scanner.scan(body, allow_key=own_key, limit=1), "body"
+        """The first thing in the request that must not leave, or None.
+
+        ``headers`` are those that will be forwarded (the gatepass key's own headers are not). URL,
+        headers and body are scanned in one pass over one buffer: one call costs far less than three.
+        """
+        head = b"\n".join(name + b": " + value for name, value in headers)
+        data = b"\n".join((target, head, body)) if body else target + b"\n" + head
+        found = self.scanner.scan(data, allow_key=own_key, limit=1)
         if not found:
             return None
-        return self._leak(found[0], where)
+        finding = found[0]
+        if finding.start < len(target):
+            where = "url"
+        elif finding.start <= len(target) + len(head):
+            where = "headers"
+        else:
+            where = "body"
+        return self._leak(finding, where)
 
     def redact(self, body: bytes, own_key: bytes | None) -> tuple[bytes, list[Leak]]:
         """The body with every finding replaced by ``[REDACTED:name]``, and what was replaced."""

@@ -17,6 +17,7 @@ from typing import Final
 from urllib.parse import unquote
 
 from gatepass.dataplane.exchange import Exchange
+from gatepass.dataplane.forward import forwarded_headers
 from gatepass.dataplane.leaks import describe
 from gatepass.dataplane.parts import DigestFn, GatewayParts, LineBook
 from gatepass.dataplane.state import RuntimeState
@@ -272,7 +273,7 @@ def leak_scan(ex: Exchange, parts: GatewayParts) -> None:
     assert ex.agent is not None
     own = _presented_key(ex)
     own_key = own.encode("latin-1") if own is not None else None
-    leak = guard.check(ex.target, ex.request.headers, ex.body, own_key)
+    leak = guard.check(ex.target, forwarded_headers(ex.request.headers), ex.body, own_key)
     if leak is None:
         return
     ex.leak = leak.audit_label()
