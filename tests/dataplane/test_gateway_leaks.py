@@ -187,3 +187,19 @@ def test_a_vault_secret_echoed_by_the_provider_is_redacted_in_json_and_in_stream
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == "Your key is [REDACTED:openai-main]."
     assert all(r["meta"].get("response_redacted") == 1 for r in _records(setup)[-2:])
+
+
+def test_a_compressed_body_the_guard_cannot_read_is_refused(setup: Setup) -> None:
+    import gzip
+
+    from tests.dataplane.harness import http
+
+    body = gzip.compress(json.dumps({"model": HAIKU, "max_tokens": 8, "messages": []}).encode())
+    reply = http(
+        "POST",
+        setup.url + "/anthropic/v1/messages",
+        headers={"x-api-key": setup.key, "content-type": "application/json", "content-encoding": "gzip"},
+        body=body,
+    )
+    assert (reply.status, reply.headers["x-gatepass-denied"]) == (415, "encoded_body")
+    assert setup.fake.requests == []

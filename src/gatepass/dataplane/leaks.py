@@ -132,6 +132,8 @@ class LeakGuard:
         own gatepass key has no business leaving for a third-party host either."""
 
         def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
+            if _body_encoded(data):
+                return "encoded_body", "gatepass must read the body before it leaves: send it uncompressed", "-"
             found = self.scanner.scan(data, limit=1)
             if not found:
                 return None
@@ -155,6 +157,16 @@ class LeakGuard:
 
     def response_stream(self, event_stream: bool) -> ResponseFilter:
         return ResponseFilter(self.scanner, event_stream)
+
+
+def _body_encoded(request: bytes) -> bool:
+    """The framed request says its body is compressed (or otherwise encoded): unreadable to the scan."""
+    head = request.split(b"\r\n\r\n", 1)[0]
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return True
+    return False
 
 
 class ResponseFilter:

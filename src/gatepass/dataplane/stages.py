@@ -129,6 +129,11 @@ def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
 def parse(ex: Exchange) -> None:
     """Read what policy and metering need from the body (model, max tokens, stream)."""
     assert ex.entry is not None and ex.route is not None
+    encoding = ex.request.header(b"content-encoding")
+    if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+        # Neither metering nor the leak guard could read it: it would leave unchecked.
+        ex.deny(415, "encoded_body", "gatepass must read the body before it leaves: send it uncompressed")
+        return
     ex.body = ex.request.body
     if not (ex.route.metered or ex.route.model_in_body):
         return
