@@ -133,7 +133,7 @@ class LeakGuard:
 
         def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
             if _body_encoded(data):
-                return "encoded_body", "gatepass must read the body before it leaves: send it uncompressed", "-"
+                return "encoded_body", "gatepass must read the body before it leaves: send it uncompressed", "encoded-body"
             found = self.scanner.scan(data, limit=1)
             if not found:
                 return None
