@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from pathlib import Path
 
 import pytest
 
 from gatepass.errors import GatepassError
+from gatepass.runner import sandbox
 from gatepass.runner.sandbox import Sandbox, env_files, find_bwrap, hidden_paths
 from tests.conftest import fake_secret
 
@@ -133,3 +135,12 @@ def test_the_options_share_the_working_folder_and_hide_after_it(tree: Path) -> N
     assert command[-3:] == ["--", "agent", "--flag"]
     assert "gatepass.runner.inside" in command and "127.0.0.1:8790" in command
     assert value not in " ".join(command)  # every local user can read a command line
+
+
+def test_an_interpreter_under_tmp_is_shown_again_in_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    venv = Path("/tmp/gatepass-checkout/.venv").resolve()  # noqa: S108 (need not exist)
+    monkeypatch.setattr(sys, "prefix", str(venv))
+    monkeypatch.setattr(sys, "base_prefix", "/usr")
+    paths = sandbox.runtime_paths()
+    assert venv in paths
+    assert all(str(p).startswith(("/tmp", "/run")) for p in paths)  # what / shows already is not bound again

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import gatepass
 from gatepass.errors import GatepassError
 from gatepass.runner.environment import Endpoint
 from gatepass.runner.relay import serve_unix_to_tcp
@@ -179,6 +180,15 @@ def _outermost(paths: Iterable[Path]) -> tuple[Path, ...]:
     return tuple(kept)
 
 
+def runtime_paths() -> tuple[Path, ...]:
+    """Where the interpreter and gatepass itself come from, when the sandbox's private /tmp or /run
+    would hide them (a checkout or virtual environment under /tmp): shown again, read-only."""
+    found = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
+    found.append(Path(gatepass.__file__).resolve().parent.parent)
+    private = (Path("/tmp"), Path("/run"))  # noqa: S108
+    return _outermost(p.resolve() for p in found if any(_under(p.resolve(), top) for top in private))
+
+
 @dataclass(frozen=True, slots=True)
 class Sandbox:
     """What a sandboxed run looks like: the bwrap program, the working folder and what is hidden."""
@@ -209,6 +219,8 @@ class Sandbox:
         if os.geteuid() == 0:
             options += ["--cap-drop", "ALL"]  # root keeps its capabilities in the sandbox unless told
         options += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run"]  # noqa: S108
+        for path in runtime_paths():
+            options += ["--ro-bind", str(path), str(path)]  # the relay's Python, if /tmp or /run hid it
         options += ["--ro-bind", str(private / "sock"), _SOCKET_DIR, "--bind", str(self.cwd), str(self.cwd)]
         for path in self.hidden:
             if path.is_dir():
