@@ -138,7 +138,7 @@ def test_the_options_share_the_working_folder_and_hide_after_it(tree: Path) -> N
 
 
 def test_an_interpreter_under_tmp_is_shown_again_in_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
-    venv = Path("/tmp/gatepass-checkout/.venv").resolve()  # noqa: S108 (need not exist)
+    venv = Path("/tmp/gatepass-checkout/.venv").resolve()
     monkeypatch.setattr(sys, "prefix", str(venv))
     monkeypatch.setattr(sys, "base_prefix", "/usr")
     paths = sandbox.runtime_paths()
