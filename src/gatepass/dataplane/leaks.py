@@ -30,6 +30,7 @@ _SECRET_KINDS: Final = frozenset({"secret"})
 # An event stream's partial event is held until it is complete; past this size it is let through
 # with the generic hold-back instead (a pathological stream must not grow memory without bound).
 _MAX_PARTIAL_EVENT: Final = 1 << 20
+_ENCODED: Final = "gatepass must read the body before it leaves: send it uncompressed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ class LeakGuard:
 
         def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
             if _body_encoded(data):
-                return "encoded_body", "gatepass must read the body before it leaves: send it uncompressed", "encoded-body"
+                return "encoded_body", _ENCODED, "encoded-body"
             found = self.scanner.scan(data, limit=1)
             if not found:
                 return None
