@@ -261,6 +261,8 @@ def _fail_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(os, "fsync", failing_fsync)
 
+    monkeypatch.setattr(os, "fdatasync", failing_fsync, raising=False)  # the log syncs its data with it
+
 
 @pytest.mark.parametrize("failure", [_fail_mid_write, _fail_fsync])
 def test_a_failed_write_leaves_the_file_as_it_was(

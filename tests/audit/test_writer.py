@@ -45,6 +45,8 @@ def slow_fsync(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.005) -> None:
 
     monkeypatch.setattr(os, "fsync", fsync)
 
+    monkeypatch.setattr(os, "fdatasync", fsync, raising=False)  # the log syncs its data with it
+
 
 async def test_concurrent_writes_are_batched_durable_and_chained(
     log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
@@ -97,6 +99,8 @@ async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync_failing_once)
+
+    monkeypatch.setattr(os, "fdatasync", fsync_failing_once, raising=False)  # the log syncs its data with it
     results = await asyncio.gather(*(writer.write(event(i)) for i in range(10)), return_exceptions=True)
     assert writer.syncs == 1  # all ten waited on the one fsync that failed
     assert all(isinstance(r, AuditWriteError) for r in results)
@@ -137,6 +141,8 @@ async def test_the_event_loop_runs_while_a_batch_is_written(open_log: OpenLog, m
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync_waiting_for_the_loop)
+
+    monkeypatch.setattr(os, "fdatasync", fsync_waiting_for_the_loop, raising=False)  # the log syncs its data with it
     pending = asyncio.ensure_future(writer.write(event()))
     for _ in range(1000):
         await asyncio.sleep(0.001)

@@ -62,6 +62,11 @@ def _parse_ts(ts: str) -> datetime:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+
+def _sync_data(fd: int) -> None:
+    sync = getattr(os, "fdatasync", None)  # looked up per call, so tests can replace it
+    (sync or os.fsync)(fd)
+
 class AuditLog:
     """An append-only audit log in ``directory``, checkpointed with ``signing_key``.
 
@@ -240,13 +245,17 @@ class AuditLog:
         )
 
     def _fsync(self, fd: int) -> None:
+        """Make a file's written data durable. ``fdatasync`` where there is one: it also flushes the
+        size an append changed (what reading the data back needs) and skips only timestamps, for
+        about half the cost of ``fsync`` on ext4."""
         self.fsync_count += 1
-        os.fsync(fd)
+        _sync_data(fd)
 
     def _fsync_dir(self) -> None:
         fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            self._fsync(fd)
+            self.fsync_count += 1
+            os.fsync(fd)
         finally:
             os.close(fd)
 
