@@ -141,6 +141,7 @@ def test_a_tunnel_carries_bytes_both_ways_and_is_audited(ph: ProxyHome, echo: Ec
     assert meta["agent_id"].startswith("ag_") and meta["key"].startswith("key_") and meta["rule"].startswith("eg_")
     assert (close["action"], close["decision"], close["reason"]) == ("egress.close", "ok", "client")
     assert close["meta"]["bytes_up"] == close["meta"]["bytes_down"] == len(payload) + 19
+    assert ph.gateway.service.metrics.egress_bytes == [len(payload) + 19, len(payload) + 19]
     assert close["meta"]["address"] == "127.0.0.1" and close["meta"]["duration_ms"] >= 0
     assert decision["seq"] < close["seq"]
     assert ph.key not in json.dumps([decision, close]) and "authorization" not in json.dumps([decision, close])
@@ -219,6 +220,10 @@ def test_allowlist_misses_are_refused_and_audited(ph: ProxyHome, echo: EchoServe
         )
         assert "addresses" not in record["meta"]  # refused before any name was resolved
     assert echo.connections == before
+    exposition = ph.gateway.service.metrics.render().decode()
+    assert 'gatepass_egress_decisions_total{decision="deny",reason="host_not_allowed"} 2.0' in exposition
+    assert 'gatepass_egress_decisions_total{decision="deny",reason="port_not_allowed"} 1.0' in exposition
+    assert "gatepass_egress_open 0.0" in exposition
 
 
 def test_report_mode_lets_an_allowlist_miss_through_but_not_an_internal_address(

@@ -33,3 +33,19 @@ def test_exposition() -> None:
     assert 'gatepass_tokens_total{kind="output",upstream="anthropic"} 5.0' in text
     assert 'gatepass_request_seconds_count{upstream="anthropic"} 2.0' in text
     assert 'gatepass_request_seconds_bucket{le="+Inf",upstream="anthropic"} 2.0' in text
+
+
+def test_egress_exposition() -> None:
+    metrics = Metrics()
+    metrics.observe_egress("allow", "egress_allowed")
+    metrics.observe_egress("deny", "address_not_allowed")
+    metrics.observe_egress("deny", "address_not_allowed")
+    metrics.egress_bytes[0] += 10
+    metrics.egress_bytes[1] += 2048
+    metrics.egress_open = 3
+    text = metrics.render().decode()
+    assert 'gatepass_egress_decisions_total{decision="deny",reason="address_not_allowed"} 2.0' in text
+    assert 'gatepass_egress_decisions_total{decision="allow",reason="egress_allowed"} 1.0' in text
+    assert 'gatepass_egress_bytes_total{direction="up"} 10.0' in text
+    assert 'gatepass_egress_bytes_total{direction="down"} 2048.0' in text
+    assert "gatepass_egress_open 3.0" in text

@@ -214,6 +214,7 @@ class EgressProxy:
             flow.deny(429, "too_many_tunnels", f"{who} has {limit} proxy connections open: retry later", 1.0)
             return
         self.open += 1
+        self.p.metrics.egress_open = self.open
         self._open_by_agent[agent.id] = mine + 1
         flow.held = True
         if not flow.connect:
@@ -376,6 +377,7 @@ class EgressProxy:
         if flow.held and flow.agent is not None:
             flow.held = False
             self.open -= 1
+            self.p.metrics.egress_open = self.open
             left = self._open_by_agent[flow.agent.id] - 1
             if left:
                 self._open_by_agent[flow.agent.id] = left
@@ -431,6 +433,7 @@ class EgressProxy:
         else:
             meta["addresses"] = [str(address) for address in flow.addresses]
             outcome, reason = "allow", decision.reason if decision is not None else "allowed"
+        self.p.metrics.observe_egress(outcome, reason)
         target = flow.target.label if flow.target is not None else "-"
         return AuditEvent(self._actor(flow), "egress", target, outcome, reason, meta)
 
@@ -449,6 +452,8 @@ class EgressProxy:
         """The closing record of a tunnel or forwarded request (its effect is over: a failure is only logged)."""
         meta = self._meta(flow)
         meta.update(bytes_up=up, bytes_down=down, duration_ms=int(seconds * 1000))
+        self.p.metrics.egress_bytes[0] += up
+        self.p.metrics.egress_bytes[1] += down
         if status is not None:
             meta["status"] = status
         target = flow.target.label if flow.target is not None else "-"

@@ -35,6 +35,9 @@ class Metrics(Collector):
         self.cost_micros: dict[str, int] = {}
         self.token_counts: dict[str, list[int]] = {}  # upstream -> counts of each of _TOKEN_KINDS
         self.in_flight = 0
+        self.egress: dict[tuple[str, str], int] = {}  # (decision, reason) -> egress proxy decisions
+        self.egress_bytes = [0, 0]  # up (agent to host), down
+        self.egress_open = 0  # tunnels and forwarded requests open now
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -75,6 +78,10 @@ class Metrics(Collector):
             tokens[2] += usage.cache_write_tokens
             tokens[3] += usage.cache_read_tokens
 
+    def observe_egress(self, decision: str, reason: str) -> None:
+        key = (decision, reason)
+        self.egress[key] = self.egress.get(key, 0) + 1
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "gatepass_requests", "Requests by upstream, decision and reason.", labels=["upstream", "decision", "reason"]
@@ -103,6 +110,21 @@ class Metrics(Collector):
             tokens.add_metric([upstream, kind], count)
         yield tokens
         yield GaugeMetricFamily("gatepass_requests_in_flight", "Requests being handled.", value=self.in_flight)
+        egress = CounterMetricFamily(
+            "gatepass_egress_decisions", "Egress proxy decisions by decision and reason.", labels=["decision", "reason"]
+        )
+        for (decision, reason), value in sorted(self.egress.items()):
+            egress.add_metric([decision, reason], value)
+        yield egress
+        moved = CounterMetricFamily(
+            "gatepass_egress_bytes", "Bytes through the egress proxy, by direction.", labels=["direction"]
+        )
+        moved.add_metric(["up"], self.egress_bytes[0])
+        moved.add_metric(["down"], self.egress_bytes[1])
+        yield moved
+        yield GaugeMetricFamily(
+            "gatepass_egress_open", "Egress tunnels and forwarded requests open now.", value=self.egress_open
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
