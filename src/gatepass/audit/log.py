@@ -62,10 +62,10 @@ def _parse_ts(ts: str) -> datetime:
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
-
 def _sync_data(fd: int) -> None:
     sync = getattr(os, "fdatasync", None)  # looked up per call, so tests can replace it
     (sync or os.fsync)(fd)
+
 
 class AuditLog:
     """An append-only audit log in ``directory``, checkpointed with ``signing_key``.
