@@ -30,6 +30,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from gateway import free_port, wait_port  # bench/gateway.py, beside this script
+
 from gatepass.control import agents, egress, keys
 from gatepass.control.app import Gatepass, init_home
 
@@ -47,22 +49,6 @@ async def main():
 uvloop.run(main())
 """
 TIMEOUT = 5.0  # bound of every wait of one run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port}")
 
 
 def read_head(sock: socket.socket) -> bytes:

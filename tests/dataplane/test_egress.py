@@ -465,6 +465,23 @@ def test_the_leak_scan_sees_plain_http_requests_and_can_block_them(ph: ProxyHome
     assert all(b"roxy-authorization" not in data and ph.key.encode() not in data for data in seen)
 
 
+def test_a_compressed_body_the_leak_guard_cannot_read_is_refused(ph: ProxyHome, web: WebServer) -> None:
+    before = len(web.requests)
+    for encoding, status, code in (("gzip", 415, "encoded_body"), ("identity", 200, None)):
+        body = b"\x1f\x8b\x08\x00" if encoding == "gzip" else b"hello"
+        head = (
+            f"POST http://127.0.0.1:{web.port}/out HTTP/1.1\r\nHost: 127.0.0.1:{web.port}\r\n"
+            f"Proxy-Authorization: {basic(ph.key)}\r\nContent-Encoding: {encoding}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        reply = ask(ph.port, head + body)
+        if code is None:
+            assert reply.status == status
+        else:
+            denied(status, reply, code)
+    assert len(web.requests) == before + 1  # only the uncompressed one left
+
+
 def test_sdk_calls_to_the_gateway_sent_through_the_proxy_reach_the_gateway(ph: ProxyHome) -> None:
     # An agent with HTTP_PROXY set and no NO_PROXY: its SDK sends gateway calls to the proxy as whole URLs.
     for host in ("127.0.0.1", "localhost"):

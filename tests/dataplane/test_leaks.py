@@ -113,16 +113,13 @@ def test_complete_events_go_out_at_once(vault: Vault) -> None:
     assert flt.flush() == b""
 
 
-def test_the_egress_hook_refuses_encoded_bodies_and_blocks_findings_with_their_label(vault: Vault) -> None:
+def test_the_egress_hook_blocks_findings_with_their_label(vault: Vault) -> None:
     value = fake_secret("FAKE-")
     guard = LeakGuard(_state({"s": value}), vault)
     scan = guard.egress_scan(None)
     agent, key = SimpleNamespace(name="a"), SimpleNamespace()
     head = b"POST /x HTTP/1.1\r\nHost: h\r\n"
     assert scan(agent, key, head + b"\r\nhello") is None  # type: ignore[arg-type]
-    assert scan(agent, key, head + b"Content-Encoding: identity\r\n\r\nhello") is None  # type: ignore[arg-type]
-    encoded = scan(agent, key, head + b"Content-Encoding: gzip\r\n\r\n\x1f\x8b")  # type: ignore[arg-type]
-    assert encoded is not None and encoded[0] == "encoded_body"
     found = scan(agent, key, head + b"\r\n" + value.encode())  # type: ignore[arg-type]
     assert found is not None and found[0] == "leak_blocked" and found[2] == "secret:s"
     assert value not in found[1]

@@ -49,6 +49,7 @@ from gatepass.dataplane.egresscheck import (
     response_headers,
 )
 from gatepass.dataplane.exchange import Denial
+from gatepass.dataplane.forward import body_encoded
 from gatepass.dataplane.http import (
     ClientDisconnected,
     Handler,
@@ -61,6 +62,7 @@ from gatepass.dataplane.http import (
 from gatepass.dataplane.http.client import frame_request
 from gatepass.dataplane.http.reader import split_target
 from gatepass.dataplane.http.upstream import UpstreamConnection
+from gatepass.dataplane.leaks import ENCODED_BODY
 from gatepass.dataplane.parts import GatewayParts
 from gatepass.dataplane.refusal import refusal_response
 from gatepass.errors import (
@@ -223,6 +225,9 @@ class EgressProxy:
     def _frame(self, flow: EgressFlow, agent: Agent, key: KeyRecord, target: Target) -> None:
         """The request as it will go upstream, leak-scanned before anything is resolved or sent."""
         request = flow.request
+        if body_encoded(request.headers):
+            flow.deny(415, "encoded_body", ENCODED_BODY)
+            return
         origin = Origin("http", target.host.name, target.port)
         try:
             flow.data = frame_request(

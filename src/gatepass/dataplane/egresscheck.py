@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +20,13 @@ from functools import lru_cache
 from typing import Final
 
 from gatepass.dataplane.exchange import Denial
+from gatepass.dataplane.forward import HOP_BY_HOP, connection_tokens
 from gatepass.dataplane.http import IncomingRequest
 from gatepass.dataplane.parts import DigestFn
 from gatepass.dataplane.state import RuntimeState
-from gatepass.model import Agent, AgentStatus, EgressRule, KeyRecord, KeyState, PolicyMode
+from gatepass.model import Agent, EgressRule, KeyRecord, PolicyMode
 from gatepass.netguard import DEFAULT_PORTS, Host, HostPattern, parse_host, parse_pattern
+from gatepass.policy.decision import Reason, check_key
 
 __all__ = [
     "EgressDecision",
@@ -40,20 +41,8 @@ __all__ = [
 
 Headers = list[tuple[bytes, bytes]]
 
-_HOP_BY_HOP: Final = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
-)
-_DROP_UP: Final = _HOP_BY_HOP | {b"content-length", b"expect"}  # framing the proxy sets; it sends the body whole
+_KEY_STATES: Final = frozenset({Reason.KEY_REVOKED, Reason.KEY_EXPIRED, Reason.KEY_USED_UP})  # answered 407
+_DROP_UP: Final = HOP_BY_HOP | {b"content-length", b"expect"}  # framing the proxy sets; it sends the body whole
 _HOW: Final = "set HTTP_PROXY and HTTPS_PROXY to http://AGENT:KEY@HOST:PORT (the gatepass key as the password)"
 
 
@@ -177,36 +166,14 @@ def authenticate(
     agent = None if record is None else state.agents.get(record.agent_id)
     if record is None or agent is None:
         return Denial(407, "key_unknown", "this gatepass key is not known here: ask for a new one")
-    match record.state(now):
-        case KeyState.REVOKED:
-            return Denial(407, "key_revoked", f"key {record.id} was revoked; ask the agent's owner for a new key")
-        case KeyState.EXPIRED:
-            return Denial(407, "key_expired", f"key {record.id} has expired; issue a new one with gatepass key issue")
-        case KeyState.USED_UP:
-            return Denial(407, "key_used_up", f"key {record.id} has no uses left; issue a new one")
-        case _:
-            pass
+    denied = check_key(agent, record, now, request.client_ip)
+    if denied is not None and denied.reason in _KEY_STATES:
+        return Denial(407, denied.reason.value, denied.sentence)
     if user and user != agent.name and user in state.agent_ids:
         return Denial(407, "agent_mismatch", f"the key is not {user}'s: use {user}'s own key, or its name")
-    if agent.status is not AgentStatus.ACTIVE:
-        return Denial(
-            403,
-            "agent_suspended",
-            f"agent {agent.name} is suspended; its owner can resume it with gatepass agent resume {agent.name}",
-        )
-    if record.cidrs and not _in_cidrs(request.client_ip, record.cidrs):
-        return Denial(403, "source_not_allowed", f"key {record.id} may not be used from {request.client_ip}")
+    if denied is not None:
+        return Denial(403, denied.reason.value, denied.sentence)  # suspended agent, or a source outside --cidr
     return agent, record
-
-
-def _in_cidrs(ip: str, cidrs: Sequence[str]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in ipaddress.ip_network(cidr) for cidr in cidrs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,20 +221,15 @@ def decide(agent: Agent, rules: Sequence[EgressRule], target: Target) -> EgressD
     return EgressDecision(False, reason, sentence)
 
 
-def _named(headers: Headers) -> set[bytes]:
-    """Header names listed in Connection (hop-by-hop too, RFC 9110)."""
-    return {token.strip().lower() for name, value in headers if name == b"connection" for token in value.split(b",")}
-
-
 def forward_headers(headers: Headers) -> Headers:
     """The request's headers as they go upstream: no proxy credentials, no hop-by-hop fields."""
-    named = _named(headers)
+    named = connection_tokens(headers)
     return [(n, v) for n, v in headers if n not in _DROP_UP and n not in named]
 
 
 def response_headers(headers: Headers, request_id: bytes) -> Headers:
     """The upstream's headers as they go back (Content-Length kept for framing), plus the request id."""
-    named = _named(headers)
-    out = [(n, v) for n, v in headers if n not in _HOP_BY_HOP and n not in named]
+    named = connection_tokens(headers)
+    out = [(n, v) for n, v in headers if n not in HOP_BY_HOP and n not in named]
     out.append((b"x-gatepass-request-id", request_id))
     return out

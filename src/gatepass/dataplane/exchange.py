@@ -6,7 +6,7 @@ stages after it step aside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from gatepass.dataplane.http.server import IncomingRequest
@@ -46,12 +46,15 @@ class Exchange:
     # authenticate
     agent: Agent | None = None
     key: KeyRecord | None = None
+    presented: bytes = field(default=b"", repr=False)  # the gatepass key as sent (never printed)
     # parse
     llm: LlmRequest | None = None
     body: bytes = b""  # the body to send upstream
     # authorize
     decision: Decision | None = None
-    # leak scan: what was found ("secret:NAME", "pattern:NAME", "canary:ID") and what was done
+    # leak scan: the agent's headers that go upstream (the credential is added to them); what was found
+    # ("secret:NAME", "pattern:NAME", "canary:ID") and what was done
+    up_headers: list[tuple[bytes, bytes]] | None = None
     leak: str | None = None
     leak_action: str | None = None
     redacted: int = 0  # vault secrets redacted from the response

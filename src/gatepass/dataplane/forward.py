@@ -12,11 +12,21 @@ from typing import Final
 
 from gatepass.dataplane.state import Credential
 
-__all__ = ["downstream_headers", "forwarded_headers", "is_event_stream", "upstream_headers"]
+__all__ = [
+    "HOP_BY_HOP",
+    "body_encoded",
+    "connection_tokens",
+    "downstream_headers",
+    "forwarded_headers",
+    "is_event_stream",
+    "upstream_headers",
+    "with_credential",
+]
 
 Headers = list[tuple[bytes, bytes]]
 
-_HOP_BY_HOP: Final = frozenset(
+#: Never forwarded, in either direction (RFC 9110), by the gateway or the egress proxy.
+HOP_BY_HOP: Final = frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -32,7 +42,7 @@ _HOP_BY_HOP: Final = frozenset(
 )
 # Never forwarded upstream: the gatepass key's headers, framing the gateway sets itself, and
 # encodings the gateway could not meter.
-_DROP_UP: Final = _HOP_BY_HOP | {
+_DROP_UP: Final = HOP_BY_HOP | {
     b"host",
     b"content-length",
     b"x-api-key",
@@ -41,10 +51,11 @@ _DROP_UP: Final = _HOP_BY_HOP | {
     b"cookie",
     b"expect",
 }
-_DROP_DOWN: Final = _HOP_BY_HOP | {b"content-length", b"set-cookie"}
+_DROP_DOWN: Final = HOP_BY_HOP | {b"content-length", b"set-cookie"}
 
 
-def _connection_tokens(headers: Headers) -> set[bytes]:
+def connection_tokens(headers: Headers) -> set[bytes]:
+    """Header names listed in Connection: hop-by-hop too (RFC 9110)."""
     tokens: set[bytes] = set()
     for name, value in headers:
         if name == b"connection":
@@ -54,7 +65,7 @@ def _connection_tokens(headers: Headers) -> set[bytes]:
 
 def forwarded_headers(headers: Headers, credential_name: bytes | None = None) -> Headers:
     """The agent's headers that go upstream (what the leak guard scans), before the gateway adds its own."""
-    named = _connection_tokens(headers)
+    named = connection_tokens(headers)
     return [
         (n, v)
         for n, v in headers
@@ -62,16 +73,28 @@ def forwarded_headers(headers: Headers, credential_name: bytes | None = None) ->
     ]
 
 
-def upstream_headers(headers: Headers, credential: Credential | None) -> Headers:
-    out = forwarded_headers(headers, credential.name if credential is not None else None)
-    out.append((b"accept-encoding", b"identity"))
+def with_credential(forwarded: Headers, credential: Credential | None) -> Headers:
+    """``forwarded`` (from :func:`forwarded_headers`, extended in place) with what the gateway adds."""
+    forwarded.append((b"accept-encoding", b"identity"))
     if credential is not None:
-        out.append(credential.header())
-    return out
+        forwarded.append(credential.header())
+    return forwarded
+
+
+def upstream_headers(headers: Headers, credential: Credential | None) -> Headers:
+    return with_credential(forwarded_headers(headers, credential.name if credential else None), credential)
+
+
+def body_encoded(headers: Headers) -> bool:
+    """The body is compressed (or otherwise encoded): neither metering nor the leak guard could read it."""
+    for name, value in headers:
+        if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+            return True
+    return False
 
 
 def downstream_headers(headers: Headers, request_id: bytes) -> Headers:
-    named = _connection_tokens(headers)
+    named = connection_tokens(headers)
     out = [(n, v) for n, v in headers if n not in _DROP_DOWN and n not in named]
     out.append((b"x-gatepass-request-id", request_id))
     return out

@@ -22,7 +22,7 @@ from dataclasses import replace
 from gatepass.audit import AuditEvent
 from gatepass.dataplane import stages
 from gatepass.dataplane.exchange import Exchange
-from gatepass.dataplane.forward import downstream_headers, is_event_stream, upstream_headers
+from gatepass.dataplane.forward import downstream_headers, is_event_stream, with_credential
 from gatepass.dataplane.http.server import ClientDisconnected, IncomingRequest, ResponseWriter
 from gatepass.dataplane.parts import GatewayParts
 from gatepass.dataplane.refusal import refusal_response
@@ -80,7 +80,8 @@ class Gateway:
         if entry.credential is None and entry.upstream.auth.kind != "none":
             ex.deny(503, "upstream_misconfigured", entry.problem or f"upstream {entry.upstream.name} has no credential")
             return
-        headers = upstream_headers(ex.request.headers, entry.credential)
+        assert ex.up_headers is not None  # set by the leak-scan stage, which every forwarded request passed
+        headers = with_credential(ex.up_headers, entry.credential)
         try:
             response = await self.p.pool.request(
                 entry.origin, ex.request.method, entry.base_path + ex.target, headers, ex.body

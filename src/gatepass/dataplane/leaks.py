@@ -21,7 +21,7 @@ from gatepass.leakguard import Finding, LeakScanner, StreamRedactor
 from gatepass.model import Agent, Canary, KeyRecord
 from gatepass.vault import Vault
 
-__all__ = ["Leak", "LeakGuard", "describe"]
+__all__ = ["ENCODED_BODY", "Leak", "LeakGuard", "describe"]
 
 log = logging.getLogger("gatepass.leaks")
 
@@ -30,7 +30,8 @@ _SECRET_KINDS: Final = frozenset({"secret"})
 # An event stream's partial event is held until it is complete; past this size it is let through
 # with the generic hold-back instead (a pathological stream must not grow memory without bound).
 _MAX_PARTIAL_EVENT: Final = 1 << 20
-_ENCODED: Final = "gatepass must read the body before it leaves: send it uncompressed"
+#: What a request with a compressed body is told (the gateway and the egress proxy refuse it alike).
+ENCODED_BODY: Final = "gatepass must read the body before it leaves: send it uncompressed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +69,6 @@ class LeakGuard:
     def __repr__(self) -> str:
         return f"LeakGuard({self._scanner!r})"
 
-    @property
-    def scanner(self) -> LeakScanner:
-        return self.current()
-
     def current(self) -> LeakScanner:
         """The scanner, rebuilt first if the secrets or canaries changed (the gateway calls this after
         applying changes, so a request rarely pays for a rebuild)."""
@@ -107,7 +104,7 @@ class LeakGuard:
         """
         head = b"\n".join(name + b": " + value for name, value in headers)
         data = b"\n".join((target, head, body)) if body else target + b"\n" + head
-        found = self.scanner.scan(data, allow_key=own_key, limit=1)
+        found = self.current().scan(data, allow_key=own_key, limit=1)
         if not found:
             return None
         finding = found[0]
@@ -121,7 +118,7 @@ class LeakGuard:
 
     def redact(self, body: bytes, own_key: bytes | None) -> tuple[bytes, list[Leak]]:
         """The body with every finding replaced by ``[REDACTED:name]``, and what was replaced."""
-        findings = self.scanner.scan(body, allow_key=own_key)
+        findings = self.current().scan(body, allow_key=own_key)
         return self._scanner.redact(body, findings), [self._leak(f, "body") for f in findings]
 
     def egress_scan(
@@ -133,9 +130,7 @@ class LeakGuard:
         own gatepass key has no business leaving for a third-party host either."""
 
         def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
-            if _body_encoded(data):
-                return "encoded_body", _ENCODED, "encoded-body"
-            found = self.scanner.scan(data, limit=1)
+            found = self.current().scan(data, limit=1)
             if not found:
                 return None
             leak = self._leak(found[0], "request")
@@ -152,46 +147,37 @@ class LeakGuard:
     # -- responses ----------------------------------------------------------------------------------
     def response_body(self, body: bytes) -> tuple[bytes, int]:
         """A buffered response with vault secrets redacted, and how many were."""
-        scanner = self.scanner
-        found = scanner.scan(body, kinds=_SECRET_KINDS)
-        return (scanner.redact(body, found), len(found)) if found else (body, 0)
+        return redact_secrets(self.current(), body)
 
     def response_stream(self, event_stream: bool) -> ResponseFilter:
-        return ResponseFilter(self.scanner, event_stream)
-
-
-def _body_encoded(request: bytes) -> bool:
-    """The framed request says its body is compressed (or otherwise encoded): unreadable to the scan."""
-    head = request.split(b"\r\n\r\n", 1)[0]
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
-            return True
-    return False
+        return ResponseFilter(self.current(), event_stream)
 
 
 class ResponseFilter:
     """Redacts vault secrets in a streamed response; ``redacted`` counts what it replaced."""
 
-    __slots__ = ("_buffer", "_event_stream", "_generic", "_scanner", "redacted")
+    __slots__ = ("_buffer", "_generic", "_redacted", "_scanner")
 
     def __init__(self, scanner: LeakScanner, event_stream: bool) -> None:
         self._scanner = scanner
-        self._event_stream = event_stream
         self._buffer = b""
         self._generic: StreamRedactor | None = None if event_stream else StreamRedactor(scanner)
-        self.redacted = 0
+        self._redacted = 0  # by whole events (the generic redactor counts its own)
+
+    @property
+    def redacted(self) -> int:
+        return self._redacted + (self._generic.redacted if self._generic is not None else 0)
 
     def feed(self, chunk: bytes) -> bytes:
         if self._generic is not None:
-            return self._counted(self._generic.feed(chunk))
+            return self._generic.feed(chunk)
         data = self._buffer + chunk
         end = max(data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n"))
         if end < 0:
             if len(data) > _MAX_PARTIAL_EVENT:
                 self._generic = StreamRedactor(self._scanner)
                 self._buffer = b""
-                return self._counted(self._generic.feed(data))
+                return self._generic.feed(data)
             self._buffer = data
             return b""
         cut = end + (4 if data.startswith(b"\r\n\r\n", end) else 2)
@@ -200,17 +186,17 @@ class ResponseFilter:
 
     def flush(self) -> bytes:
         if self._generic is not None:
-            return self._counted(self._generic.flush())
+            return self._generic.flush()
         rest, self._buffer = self._buffer, b""
         return self._clean(rest) if rest else b""
 
     def _clean(self, data: bytes) -> bytes:
-        found = self._scanner.scan(data, kinds=_SECRET_KINDS)
-        if not found:
-            return data
-        self.redacted += len(found)
-        return self._scanner.redact(data, found)
+        data, count = redact_secrets(self._scanner, data)
+        self._redacted += count
+        return data
 
-    def _counted(self, out: bytes) -> bytes:
-        self.redacted += out.count(b"[REDACTED:")  # an estimate: the upstream could send the marker itself
-        return out
+
+def redact_secrets(scanner: LeakScanner, data: bytes) -> tuple[bytes, int]:
+    """``data`` with the vault secrets in it redacted, and how many there were."""
+    found = scanner.scan(data, kinds=_SECRET_KINDS)
+    return (scanner.redact(data, found), len(found)) if found else (data, 0)

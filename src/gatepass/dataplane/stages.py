@@ -17,8 +17,8 @@ from typing import Final
 from urllib.parse import unquote
 
 from gatepass.dataplane.exchange import Exchange
-from gatepass.dataplane.forward import forwarded_headers
-from gatepass.dataplane.leaks import describe
+from gatepass.dataplane.forward import body_encoded, forwarded_headers
+from gatepass.dataplane.leaks import ENCODED_BODY, describe
 from gatepass.dataplane.parts import DigestFn, GatewayParts, LineBook
 from gatepass.dataplane.state import RuntimeState
 from gatepass.metering.counters import BudgetDenied, Counters
@@ -88,7 +88,7 @@ def route(ex: Exchange, state: RuntimeState) -> None:
     ex.route = entry.provider.route(ex.request.method, path)
 
 
-def _presented_key(ex: Exchange) -> str | None:
+def _presented_key(ex: Exchange) -> bytes | None:
     api_key = ex.request.header(b"x-api-key")
     bearer = ex.request.header(b"authorization")
     token = None
@@ -99,7 +99,7 @@ def _presented_key(ex: Exchange) -> str | None:
         ex.deny(401, Reason.KEY_MALFORMED.value, "the request carries two different keys: send one gatepass key")
         return None
     found = api_key if api_key is not None else token
-    return None if found is None else found.strip().decode("latin-1")
+    return None if found is None else found.strip()
 
 
 def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
@@ -110,7 +110,8 @@ def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
     if presented is None:
         ex.deny(401, "key_missing", "no gatepass key: send it as x-api-key or Authorization: Bearer")
         return
-    found = digest(presented)
+    ex.presented = presented
+    found = digest(presented.decode("latin-1"))
     if found is None:
         ex.deny(
             401,
@@ -129,10 +130,8 @@ def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
 def parse(ex: Exchange) -> None:
     """Read what policy and metering need from the body (model, max tokens, stream)."""
     assert ex.entry is not None and ex.route is not None
-    encoding = ex.request.header(b"content-encoding")
-    if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
-        # Neither metering nor the leak guard could read it: it would leave unchecked.
-        ex.deny(415, "encoded_body", "gatepass must read the body before it leaves: send it uncompressed")
+    if body_encoded(ex.request.headers):
+        ex.deny(415, "encoded_body", ENCODED_BODY)
         return
     ex.body = ex.request.body
     if not (ex.route.metered or ex.route.model_in_body):
@@ -272,13 +271,14 @@ def leak_scan(ex: Exchange, parts: GatewayParts) -> None:
     The grant's action applies (block, redact, report; redact only in the body, the rest is blocked);
     a canary is always blocked, and sets off its alarm.
     """
+    assert ex.agent is not None and ex.entry is not None
+    credential = ex.entry.credential
+    ex.up_headers = forwarded_headers(ex.request.headers, credential.name if credential else None)
     guard = parts.leaks
     if guard is None:
         return
-    assert ex.agent is not None
-    own = _presented_key(ex)
-    own_key = own.encode("latin-1") if own is not None else None
-    leak = guard.check(ex.target, forwarded_headers(ex.request.headers), ex.body, own_key)
+    own_key = ex.presented or None
+    leak = guard.check(ex.target, ex.up_headers, ex.body, own_key)
     if leak is None:
         return
     ex.leak = leak.audit_label()

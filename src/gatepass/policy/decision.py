@@ -18,7 +18,7 @@ from functools import lru_cache
 from gatepass.globs import Glob, parse_model_glob, parse_path_glob
 from gatepass.model import Agent, AgentStatus, Grant, KeyRecord, KeyState, PolicyMode
 
-__all__ = ["Decision", "Reason", "Request", "Result", "decide"]
+__all__ = ["Decision", "Reason", "Request", "Result", "check_key", "decide"]
 
 
 class Result(enum.StrEnum):
@@ -134,9 +134,10 @@ def _deny(reason: Reason, sentence: str) -> Decision:
     return Decision(Result.DENY, reason, sentence)
 
 
-def decide(agent: Agent, key: KeyRecord, request: Request, grants: Sequence[Grant]) -> Decision:
-    """Decide one request. ``grants`` are the agent's; the function reads nothing else."""
-    state = key.state(request.now)
+def check_key(agent: Agent, key: KeyRecord, now: datetime, source_ip: str | None) -> Decision | None:
+    """The checks on the key and its agent that hold everywhere (LLM routes and the egress proxy), in
+    every mode: a denial, or None when they pass."""
+    state = key.state(now)
     if state is KeyState.REVOKED:
         return _deny(Reason.KEY_REVOKED, f"key {key.id} was revoked; ask the agent's owner for a new key")
     if state is KeyState.EXPIRED:
@@ -151,8 +152,16 @@ def decide(agent: Agent, key: KeyRecord, request: Request, grants: Sequence[Gran
             Reason.AGENT_SUSPENDED,
             f"agent {agent.name} is suspended; its owner can resume it with gatepass agent resume {agent.name}",
         )
-    if key.cidrs and not _in_cidrs(request.source_ip, key.cidrs):
-        return _deny(Reason.SOURCE_NOT_ALLOWED, f"key {key.id} may not be used from {request.source_ip or 'here'}")
+    if key.cidrs and not _in_cidrs(source_ip, key.cidrs):
+        return _deny(Reason.SOURCE_NOT_ALLOWED, f"key {key.id} may not be used from {source_ip or 'here'}")
+    return None
+
+
+def decide(agent: Agent, key: KeyRecord, request: Request, grants: Sequence[Grant]) -> Decision:
+    """Decide one request. ``grants`` are the agent's; the function reads nothing else."""
+    denied = check_key(agent, key, request.now, request.source_ip)
+    if denied is not None:
+        return denied
     if key.upstreams and request.upstream not in key.upstreams:
         return _deny(Reason.UPSTREAM_NOT_IN_KEY, f"key {key.id} is not scoped to upstream {request.upstream}")
 
