@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import LUA, MODEL, free_port, populate, wait_port
+from gateway import LUA, MODEL, free_port, populate, set_durability, wait_port
 
 from gatepass.control.app import Gatepass, init_home
 
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--connections", default="64,1", help="comma-separated connection counts")
     parser.add_argument("--agents", type=int, default=10_000)
     parser.add_argument("--keys", type=int, default=100_000)
-    parser.add_argument("--durability", choices=["fsync", "write"], default="fsync")
+    parser.add_argument("--durability", choices=["fsync", "write"], default="write")
     parser.add_argument("--repeat", type=int, default=1, help="runs per connection count")
     parser.add_argument("--profile", type=Path, help="write py-spy collapsed stacks here (needs py-spy)")
     parser.add_argument(
@@ -130,8 +130,7 @@ def main() -> None:
     try:
         procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
         init_home(env=env)
-        config = home / "home" / "config.toml"
-        config.write_text(config.read_text().replace('durability = "fsync"', f'durability = "{args.durability}"'))
+        set_durability(home / "home" / "config.toml", args.durability)
         with Gatepass.open(env=env, actor="bench") as app:
             key = populate(app, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
         serve = ["-m", "gatepass", "serve", "--listen", f"127.0.0.1:{gw_port}"]

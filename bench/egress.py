@@ -1,7 +1,7 @@
 """Egress proxy benchmark: connection set-up through the proxy vs direct, to a loopback echo server.
 
-    python bench/egress.py                          # 500 runs of each, audit durability fsync
-    python bench/egress.py --runs 1000 --durability write --write docs/egress-bench.md
+    python bench/egress.py                          # 500 runs of each, audit durability write (the default)
+    python bench/egress.py --runs 1000 --durability fsync --write docs/egress-bench.md
 
 Every process is separate: the echo server, the gateway (``gatepass serve``, uvloop) and this client.
 The home opens loopback on purpose (``[egress] allow_networks = ["127.0.0.1/32"]``) and allows the
@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway import free_port, wait_port  # bench/gateway.py, beside this script
+from gateway import free_port, set_durability, wait_port  # bench/gateway.py, beside this script
 
 from gatepass.control import agents, egress, keys
 from gatepass.control.app import Gatepass, init_home
@@ -83,8 +83,8 @@ def setup(home: Path, echo_port: int, durability: str) -> str:
     env = {**os.environ, "GATEPASS_HOME": str(home)}
     init_home(env=env)
     config = home / "config.toml"
-    text = config.read_text().replace('durability = "fsync"', f'durability = "{durability}"')
-    config.write_text(text.replace("allow_networks = []", 'allow_networks = ["127.0.0.1/32"]'))
+    set_durability(config, durability)
+    config.write_text(config.read_text().replace("allow_networks = []", 'allow_networks = ["127.0.0.1/32"]'))
     with Gatepass.open(env=env, actor="bench") as app, app.session() as s:
         agents.create_agent(s, "bench-egress-dev", owner="bench@example.com")
         egress.allow_egress(s, "bench-egress-dev", [f"127.0.0.1:{echo_port}"])
@@ -100,7 +100,7 @@ def filesystem(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=500, help="runs of each kind (direct, through the proxy)")
-    parser.add_argument("--durability", choices=["fsync", "write"], default="fsync", help="audit.durability")
+    parser.add_argument("--durability", choices=["fsync", "write"], default="write", help="audit.durability (write is the default)")
     parser.add_argument("--write", type=Path, help="also write the results as markdown to this file")
     args = parser.parse_args()
 

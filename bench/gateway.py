@@ -63,6 +63,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def set_durability(config: Path, durability: str) -> None:
+    """Set ``audit.durability`` in a home's config.toml."""
+    text = config.read_text()
+    config.write_text(re.sub(r'(?m)^durability = "\w+"$', f'durability = "{durability}"', text, count=1))
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -204,8 +210,8 @@ def main() -> None:
     parser.add_argument(
         "--durability",
         choices=["fsync", "write"],
-        default="fsync",
-        help="audit.durability of the gateway (see config.toml)",
+        default="write",
+        help="audit.durability of the gateway (see config.toml; write is the default)",
     )
     parser.add_argument("--write", type=Path, help="also write the results as markdown to this file")
     args = parser.parse_args()
@@ -220,8 +226,7 @@ def main() -> None:
     try:
         procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
         init_home(env=env)
-        config = home / "home" / "config.toml"
-        config.write_text(config.read_text().replace('durability = "fsync"', f'durability = "{args.durability}"'))
+        set_durability(home / "home" / "config.toml", args.durability)
         with Gatepass.open(env=env, actor="bench") as app:
             t0 = time.perf_counter()
             key = populate(app, f"http://127.0.0.1:{up_port}", args.agents, args.keys)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import MODEL, free_port, populate, wait_port
+from gateway import MODEL, free_port, populate, set_durability, wait_port
 
 from gatepass.control.app import Gatepass, init_home
 from gatepass.control.serve import GatewayService
@@ -109,7 +109,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--keys", type=int, default=10)
-    parser.add_argument("--durability", choices=["fsync", "write"], default="fsync")
+    parser.add_argument("--durability", choices=["fsync", "write"], default="write")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", type=int, metavar="N", help="profile one more run; print the N costliest")
     args = parser.parse_args()
@@ -122,8 +122,7 @@ def main() -> None:
     loop = new_event_loop()
     try:
         init_home(env=env)
-        config = home / "home" / "config.toml"
-        config.write_text(config.read_text().replace('durability = "fsync"', f'durability = "{args.durability}"'))
+        set_durability(home / "home" / "config.toml", args.durability)
         with Gatepass.open(env=env, actor="bench") as setup:
             key = populate(setup, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
         wait_port(up_port)

@@ -57,10 +57,12 @@ class AuditConfig(_Section):
     checkpoint_every: int = Field(default=1000, ge=1, le=1_000_000)
     #: ... or this many seconds, whichever comes first.
     checkpoint_seconds: float = Field(default=10.0, gt=0, le=86400)
-    #: The gateway's request records: "fsync" = fsynced (group-committed) before the response is
-    #: released; "write" = written to the file before release (safe from a crash of the gateway),
-    #: fsynced within sync_interval_ms (a power cut can lose that interval). CLI changes always fsync.
-    durability: Literal["fsync", "write"] = "fsync"
+    #: The gateway's records (requests and egress decisions): "write" (the default) = written to the
+    #: file before the response or tunnel is released (safe from a crash of the gateway), fsynced
+    #: within sync_interval_ms (a power cut or kernel crash can lose that interval); "fsync" =
+    #: fsynced (group-committed) before release, at the cost of the disk's fsync on every
+    #: request's latency. CLI changes always fsync.
+    durability: Literal["fsync", "write"] = "write"
     sync_interval_ms: int = Field(default=10, ge=1, le=1000)
 
 
@@ -168,9 +170,10 @@ environments = ["dev", "test", "staging", "prod"]
 # A signed checkpoint at least every N records or S seconds: truncation before it is detectable.
 checkpoint_every = 1000
 checkpoint_seconds = 10.0
-# Request records: "fsync" before each response is released (group commit), or "write" before release
-# and fsync within sync_interval_ms (faster; a power cut can lose that interval).
-durability = "fsync"
+# Gateway records (requests, egress decisions): "write" = written before each response is released
+# and fsynced within sync_interval_ms (a power cut can lose that interval; a crash of gatepass cannot),
+# or "fsync" = fsynced before release (group commit; adds the disk's fsync to every request).
+durability = "write"
 sync_interval_ms = 10
 
 [gateway]

@@ -58,7 +58,7 @@ def test_load_and_apply_changes(home: Path) -> None:
         with app.read() as tx:
             applied = state.apply(tx, tx.changes_since(seq))
         assert applied >= 2 and state.seq > seq
-        (record,) = state.keys.values()
+        ((digest, record),) = state.keys.items()
         assert record.revoked_at is not None
         assert next(iter(state.agents.values())).status.value == "suspended"
         with app.session() as s:
@@ -66,3 +66,5 @@ def test_load_and_apply_changes(home: Path) -> None:
         with app.read() as tx:
             state.apply(tx, tx.changes_since(state.seq))
         assert state.keys == {} and state.agents == {}
+        state.replace_key(digest, record)  # a use counted while the key was being deleted
+        assert state.keys == {}  # does not bring it back

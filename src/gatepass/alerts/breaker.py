@@ -1,6 +1,7 @@
 """The runaway-loop breaker: refuse an agent that keeps sending the same request body.
 
-The rule, per (agent, body) pair, bodies compared by a 128-bit BLAKE2b digest (never kept):
+The rule, per (agent, body) pair, pairs told apart by a keyed 64-bit BLAKE2b digest of the agent and
+the body (the body itself is never kept):
 
 * An agent may send the same body ``max_repeats`` times within any ``window_seconds``; the next
   identical request inside the window trips the breaker and is refused.
@@ -17,11 +18,14 @@ true only for the request that opened the episode, so the caller alerts once per
 Cost: one digest and O(1) amortised dictionary work per call. State is held for at most
 ``max_tracked`` pairs: entries whose window has passed are dropped as calls come in, and when
 there are still too many, the least recently seen pair is forgotten (its count starts again).
+Most bodies are sent once, so a pair seen once is held as its time alone (about 165 bytes with
+its table slot, against 330 for a full entry): at the default cap the table stays near 17 MB.
 Not thread-safe: use one breaker per event loop.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,7 +38,7 @@ from gatepass.errors import InvalidInputError
 __all__ = ["LoopBreaker", "Trip"]
 
 DEFAULT_MAX_TRACKED: Final = 100_000
-_DIGEST_SIZE: Final = 16
+_DIGEST_SIZE: Final = 16  # of the digest that names a loop in alerts and audit
 _EXPIRE_PER_CALL: Final = 2  # expired entries dropped per call: amortised O(1), and the table drains
 
 
@@ -51,13 +55,14 @@ class Trip:
 
 
 class _Entry:
-    """State of one (agent, digest) pair."""
+    """State of one (agent, body) pair sent more than once."""
 
-    __slots__ = ("count", "last", "started", "times", "tripped")
+    __slots__ = ("agent_id", "count", "last", "started", "times", "tripped")
 
-    def __init__(self) -> None:
-        self.times: list[float] = []  # sends within the window, oldest first; at most max_repeats
-        self.last = 0.0  # time of the latest identical request (sets when the pair expires)
+    def __init__(self, agent_id: str, first: float) -> None:
+        self.agent_id = agent_id
+        self.times: list[float] = [first]  # sends within the window, oldest first; at most max_repeats
+        self.last = first  # time of the latest identical request (sets when the pair expires)
         self.tripped = False
         self.started = 0.0  # first request counted in the current episode
         self.count = 0  # identical requests in the current episode
@@ -86,8 +91,11 @@ class LoopBreaker:
         self._max_repeats = max_repeats
         self._clock = clock
         self._max_tracked = max_tracked
-        # Least recently seen first: the front is always the next entry to expire.
-        self._entries: OrderedDict[tuple[str, bytes], _Entry] = OrderedDict()
+        # Keys the pairs' digests: nobody can choose bodies whose pairs collide.
+        self._hash_key = os.urandom(32)
+        # Least recently seen first: the front is always the next entry to expire. A pair seen once
+        # is held as the time it was seen; a second send makes it an _Entry.
+        self._entries: OrderedDict[int, float | _Entry] = OrderedDict()
 
     @property
     def window_seconds(self) -> float:
@@ -109,25 +117,30 @@ class LoopBreaker:
         if not body:
             return None
         now = self._clock()
-        key = (agent_id, blake2b(body, digest_size=_DIGEST_SIZE).digest())
+        hasher = blake2b(agent_id.encode(), digest_size=8, key=self._hash_key)
+        hasher.update(b"\0")
+        hasher.update(body)
+        key = int.from_bytes(hasher.digest(), "little")
         entries = self._entries
-        entry = entries.get(key)
-        if entry is not None and now - entry.last >= self._window:
-            entry = None  # a whole window without a repeat: the pair starts afresh
-        if entry is None:
-            entry = _Entry()
-            entries[key] = entry
+        found = entries.get(key)
+        if found is None or now - (found.last if isinstance(found, _Entry) else found) >= self._window:
+            entries[key] = now  # new, or a whole window without a repeat: the pair starts afresh
+            entries.move_to_end(key)
+            self._evict(now)
+            return None
+        entry = found if isinstance(found, _Entry) else _Entry(agent_id, found)
+        entries[key] = entry
         entries.move_to_end(key)
-        trip = self._record(agent_id, key[1], entry, now)
+        trip = self._record(entry, body, now)
         self._evict(now)
         return trip
 
-    def _record(self, agent_id: str, digest: bytes, entry: _Entry, now: float) -> Trip | None:
+    def _record(self, entry: _Entry, body: bytes, now: float) -> Trip | None:
         entry.last = now
         times = entry.times
         if entry.tripped:
             entry.count += 1
-            return self._trip(agent_id, digest, entry, now, first=False)
+            return self._trip(entry, body, now, first=False)
         horizon = now - self._window
         stale = 0
         while stale < len(times) and times[stale] <= horizon:  # at most max_repeats steps
@@ -141,12 +154,12 @@ class LoopBreaker:
         entry.started = times[0]
         entry.count = len(times) + 1
         times.clear()
-        return self._trip(agent_id, digest, entry, now, first=True)
+        return self._trip(entry, body, now, first=True)
 
-    def _trip(self, agent_id: str, digest: bytes, entry: _Entry, now: float, *, first: bool) -> Trip:
+    def _trip(self, entry: _Entry, body: bytes, now: float, *, first: bool) -> Trip:
         return Trip(
-            agent_id=agent_id,
-            digest=digest.hex(),
+            agent_id=entry.agent_id,
+            digest=blake2b(body, digest_size=_DIGEST_SIZE).hexdigest(),
             repeats=entry.count,
             seconds=now - entry.started,
             retry_after=self._window,
@@ -160,15 +173,18 @@ class LoopBreaker:
             if not entries:
                 return
             oldest = next(iter(entries.values()))
-            if oldest.last > horizon:
+            if (oldest.last if isinstance(oldest, _Entry) else oldest) > horizon:
                 break
             entries.popitem(last=False)
         while len(entries) > self._max_tracked:
             entries.popitem(last=False)
 
     def forget(self, agent_id: str) -> int:
-        """Drop every pair of ``agent_id`` (e.g. when its owner resumes it); returns how many. O(tracked)."""
-        keys = [key for key in self._entries if key[0] == agent_id]
+        """Drop every repeated pair of ``agent_id`` (e.g. when its owner resumes it); returns how many.
+
+        Pairs seen once are not attributed to an agent and stay (a count of one). O(tracked).
+        """
+        keys = [key for key, entry in self._entries.items() if isinstance(entry, _Entry) and entry.agent_id == agent_id]
         for key in keys:
             del self._entries[key]
         return len(keys)

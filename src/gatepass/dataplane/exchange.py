@@ -46,6 +46,7 @@ class Exchange:
     # authenticate
     agent: Agent | None = None
     key: KeyRecord | None = None
+    key_digest: bytes = field(default=b"", repr=False)  # the HMAC of the presented key: its place in the state
     presented: bytes = field(default=b"", repr=False)  # the gatepass key as sent (never printed)
     # parse
     llm: LlmRequest | None = None

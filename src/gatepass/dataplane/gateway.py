@@ -71,7 +71,7 @@ class Gateway:
         if not taken:
             ex.deny(401, "key_used_up", f"key {record.id} has no uses left; issue a new one")
             return
-        self.p.state.replace_key(replace(record, uses_left=(record.uses_left or 1) - 1))
+        self.p.state.replace_key(ex.key_digest, replace(record, uses_left=(record.uses_left or 1) - 1))
 
     async def _forward(self, ex: Exchange, writer: ResponseWriter) -> None:
         entry = ex.entry

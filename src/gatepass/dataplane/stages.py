@@ -124,7 +124,7 @@ def authenticate(ex: Exchange, state: RuntimeState, digest: DigestFn) -> None:
     if record is None or agent is None:
         ex.deny(401, Reason.KEY_UNKNOWN.value, "this gatepass key is not known here: ask for a new one")
         return
-    ex.key, ex.agent = record, agent
+    ex.key, ex.agent, ex.key_digest = record, agent, found
 
 
 def parse(ex: Exchange) -> None:
