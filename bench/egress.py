@@ -100,7 +100,7 @@ def filesystem(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=500, help="runs of each kind (direct, through the proxy)")
-    parser.add_argument("--durability", choices=["fsync", "write"], default="write", help="audit.durability (write is the default)")
+    parser.add_argument("--durability", choices=["fsync", "write"], default="write", help="audit.durability")
     parser.add_argument("--write", type=Path, help="also write the results as markdown to this file")
     args = parser.parse_args()
 
