@@ -8,7 +8,6 @@ Driver errors are translated into the gatepass error tree where they enter.
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -558,9 +557,10 @@ class _SqlTransaction(Transaction):
         budgets = self._budget_map("key", None)
         limits = self._limit_map("key", None)
         result = self._c.execution_options(yield_per=batch).execute(sa.select(t.keys))
+        agent_ids: dict[str, str] = {}  # one string per agent, shared by all its keys
         for partition in result.partitions():
             for r in partition:
-                yield _key_record(r, budgets, limits), r.digest
+                yield _key_record(r, budgets, limits, agent_ids), r.digest
 
     def get_key(self, key_id: str) -> KeyRecord | None:
         found = self._keys(t.keys.c.id == key_id)
@@ -708,10 +708,15 @@ class _SqlTransaction(Transaction):
         return int(self._c.execute(sa.select(sa.func.max(t.changes.c.seq))).scalar() or 0)
 
 
-def _key_record(r: Row[Any], budgets: dict[str, tuple[Budget, ...]], limits: dict[str, RateLimits]) -> KeyRecord:
+def _key_record(
+    r: Row[Any],
+    budgets: dict[str, tuple[Budget, ...]],
+    limits: dict[str, RateLimits],
+    agent_ids: dict[str, str] | None = None,
+) -> KeyRecord:
     return KeyRecord(
         id=r.id,
-        agent_id=sys.intern(r.agent_id),  # shared by all the agent's keys: the gateway holds many
+        agent_id=r.agent_id if agent_ids is None else agent_ids.setdefault(r.agent_id, r.agent_id),
         created_at=_dt_req(r.created_at),
         expires_at=_dt_req(r.expires_at),
         max_uses=r.max_uses,
