@@ -2,7 +2,8 @@
 
 All are frozen; timestamps are aware UTC datetimes; money is integer micro-dollars. None of them
 holds a secret value: a vault entry is described by :class:`SecretInfo` (name, fingerprint, dates)
-and a gatepass key by :class:`KeyRecord` (its HMAC never leaves the store layer).
+and a gatepass key by :class:`KeyRecord` (its HMAC never leaves the store layer), or in the gateway's
+memory by the leaner :class:`LiveKey`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeAlias
 
 from gatepass.errors import InvalidInputError
 from gatepass.units import Budget
@@ -20,6 +21,7 @@ __all__ = [
     "NO_LIMITS",
     "Agent",
     "AgentStatus",
+    "AnyKey",
     "AuthStyle",
     "Canary",
     "EgressRule",
@@ -27,6 +29,7 @@ __all__ = [
     "KeyDefaults",
     "KeyRecord",
     "KeyState",
+    "LiveKey",
     "PolicyMode",
     "RateLimits",
     "SecretInfo",
@@ -199,13 +202,57 @@ class KeyRecord:
     revoked_reason: str | None = None
 
     def state(self, now: datetime) -> KeyState:
-        if self.revoked_at is not None:
-            return KeyState.REVOKED
-        if now >= self.expires_at:
-            return KeyState.EXPIRED
-        if self.uses_left is not None and self.uses_left <= 0:
-            return KeyState.USED_UP
-        return KeyState.ACTIVE
+        return _key_state(self.revoked_at, self.expires_at, self.uses_left, now)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKey:
+    """A key as the gateway holds it in memory: what admission reads, and nothing more.
+
+    The gateway holds every key (100,000s of them); leaving out what only listings show (creation
+    time, last use, revocation reason, the original use limit) saves about 90 bytes a key.
+    """
+
+    id: str
+    agent_id: str
+    expires_at: datetime
+    uses_left: int | None = None
+    cidrs: tuple[str, ...] = ()
+    upstreams: tuple[str, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    limits: RateLimits = NO_LIMITS
+    revoked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, record: KeyRecord) -> LiveKey:
+        return cls(
+            record.id,
+            record.agent_id,
+            record.expires_at,
+            record.uses_left,
+            record.cidrs,
+            record.upstreams,
+            record.budgets,
+            record.limits,
+            record.revoked_at,
+        )
+
+    def state(self, now: datetime) -> KeyState:
+        return _key_state(self.revoked_at, self.expires_at, self.uses_left, now)
+
+
+#: What the key checks accept: a record from the store, or the gateway's copy.
+AnyKey: TypeAlias = KeyRecord | LiveKey
+
+
+def _key_state(revoked_at: datetime | None, expires_at: datetime, uses_left: int | None, now: datetime) -> KeyState:
+    if revoked_at is not None:
+        return KeyState.REVOKED
+    if now >= expires_at:
+        return KeyState.EXPIRED
+    if uses_left is not None and uses_left <= 0:
+        return KeyState.USED_UP
+    return KeyState.ACTIVE
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from gatepass.control.app import Gatepass, init_home
 from gatepass.control.credentials import add_secret
 from gatepass.control.upstreams import add_upstream
 from gatepass.dataplane.state import Credential, RuntimeState, credential_for
-from gatepass.model import AuthStyle, UpstreamType
+from gatepass.model import AuthStyle, LiveKey, UpstreamType
 from gatepass.sensitive import Secret
 from tests.conftest import fake_secret
 
@@ -59,7 +59,7 @@ def test_load_and_apply_changes(home: Path) -> None:
             applied = state.apply(tx, tx.changes_since(seq))
         assert applied >= 2 and state.seq > seq
         ((digest, record),) = state.keys.items()
-        assert record.revoked_at is not None
+        assert isinstance(record, LiveKey) and record.revoked_at is not None
         assert next(iter(state.agents.values())).status.value == "suspended"
         with app.session() as s:
             agents.delete_agent(s, "acme-research-dev")

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from gatepass.metering.counters import Line, LineTotals
-from gatepass.model import Agent, KeyRecord
+from gatepass.model import Agent, AnyKey
 from gatepass.store.interface import SpendRow
 from gatepass.units import Budget, Period, format_usd, period_start
 
@@ -44,10 +44,10 @@ def _periods(
 
 
 def spend_report(
-    agents: Sequence[Agent], keys: Sequence[KeyRecord], now: datetime, totals: Totals, *, source: str
+    agents: Sequence[Agent], keys: Sequence[AnyKey], now: datetime, totals: Totals, *, source: str
 ) -> dict[str, Any]:
     starts = {p: period_start(p, now) for p in Period}
-    by_agent: dict[str, list[KeyRecord]] = {}
+    by_agent: dict[str, list[AnyKey]] = {}
     for key in keys:
         by_agent.setdefault(key.agent_id, []).append(key)
     return {

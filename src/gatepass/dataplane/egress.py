@@ -72,14 +72,14 @@ from gatepass.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
-from gatepass.model import Agent, KeyRecord
+from gatepass.model import Agent, LiveKey
 from gatepass.netguard import IPAddress, NetGuard, parse_host, parse_networks
 
 __all__ = ["EgressFlow", "EgressProxy", "EgressScan", "dispatch"]
 
 log = logging.getLogger("gatepass.egress")
 
-EgressScan = Callable[[Agent, KeyRecord, bytes], tuple[str, str, str] | None]
+EgressScan = Callable[[Agent, LiveKey, bytes], tuple[str, str, str] | None]
 """``scan(agent, key, request_bytes)``: (reason code, sentence, what was found for the audit record) to
 block a plain-HTTP request, or None."""
 
@@ -98,7 +98,7 @@ class EgressFlow:
     now: datetime  # wall clock at arrival (UTC)
     target: Target | None = None  # read the target
     agent: Agent | None = None  # authenticate
-    key: KeyRecord | None = None  # authenticate
+    key: LiveKey | None = None  # authenticate
     decision: EgressDecision | None = None  # allowlist
     held: bool = False  # bound: the flow holds one of the open-tunnel slots
     leak: str | None = None  # leak scan: what was found ("secret:NAME", "pattern:NAME", "canary:ID"), never the value
@@ -222,7 +222,7 @@ class EgressProxy:
         if not flow.connect:
             self._frame(flow, agent, key, target)
 
-    def _frame(self, flow: EgressFlow, agent: Agent, key: KeyRecord, target: Target) -> None:
+    def _frame(self, flow: EgressFlow, agent: Agent, key: LiveKey, target: Target) -> None:
         """The request as it will go upstream, leak-scanned before anything is resolved or sent."""
         request = flow.request
         if body_encoded(request.headers):

@@ -24,7 +24,7 @@ from gatepass.dataplane.forward import HOP_BY_HOP, connection_tokens
 from gatepass.dataplane.http import IncomingRequest
 from gatepass.dataplane.parts import DigestFn
 from gatepass.dataplane.state import RuntimeState
-from gatepass.model import Agent, EgressRule, KeyRecord, PolicyMode
+from gatepass.model import Agent, EgressRule, LiveKey, PolicyMode
 from gatepass.netguard import DEFAULT_PORTS, Host, HostPattern, parse_host, parse_pattern
 from gatepass.policy.decision import Reason, check_key
 
@@ -153,7 +153,7 @@ def _credentials(request: IncomingRequest) -> tuple[str, str] | Denial:
 
 def authenticate(
     request: IncomingRequest, state: RuntimeState, digest: DigestFn, now: datetime
-) -> tuple[Agent, KeyRecord] | Denial:
+) -> tuple[Agent, LiveKey] | Denial:
     """The agent and key behind the request's proxy credentials, checked as the gateway checks keys."""
     found = _credentials(request)
     if isinstance(found, Denial):

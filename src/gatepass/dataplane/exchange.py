@@ -14,7 +14,7 @@ from gatepass.dataplane.state import UpstreamEntry
 from gatepass.metering.counters import Line, Reservation
 from gatepass.metering.prices import ModelPrice
 from gatepass.metering.ratelimit import Permit
-from gatepass.model import Agent, KeyRecord
+from gatepass.model import Agent, LiveKey
 from gatepass.policy.decision import Decision
 from gatepass.providers import LlmRequest, Route, Usage
 
@@ -45,7 +45,7 @@ class Exchange:
     route: Route | None = None
     # authenticate
     agent: Agent | None = None
-    key: KeyRecord | None = None
+    key: LiveKey | None = None
     key_digest: bytes = field(default=b"", repr=False)  # the HMAC of the presented key: its place in the state
     presented: bytes = field(default=b"", repr=False)  # the gatepass key as sent (never printed)
     # parse

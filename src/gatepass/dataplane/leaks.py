@@ -18,7 +18,7 @@ from typing import Final
 from gatepass.control.canaries import canary_literals
 from gatepass.dataplane.state import RuntimeState
 from gatepass.leakguard import Finding, LeakScanner, StreamRedactor
-from gatepass.model import Agent, Canary, KeyRecord
+from gatepass.model import Agent, Canary, LiveKey
 from gatepass.vault import Vault
 
 __all__ = ["ENCODED_BODY", "Leak", "LeakGuard", "describe"]
@@ -123,13 +123,13 @@ class LeakGuard:
 
     def egress_scan(
         self, on_canary: Callable[[Agent, Canary, str], None] | None
-    ) -> Callable[[Agent, KeyRecord, bytes], tuple[str, str, str] | None]:
+    ) -> Callable[[Agent, LiveKey, bytes], tuple[str, str, str] | None]:
         """The egress proxy's hook: a plain-HTTP request that carries anything is blocked.
 
         There is no grant (and so no redact or report) on this path, and no key is exempt: an agent's
         own gatepass key has no business leaving for a third-party host either."""
 
-        def scan(agent: Agent, key: KeyRecord, data: bytes) -> tuple[str, str, str] | None:
+        def scan(agent: Agent, key: LiveKey, data: bytes) -> tuple[str, str, str] | None:
             found = self.current().scan(data, limit=1)
             if not found:
                 return None

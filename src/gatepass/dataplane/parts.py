@@ -18,7 +18,7 @@ from gatepass.keyformat import is_well_formed
 from gatepass.metering.counters import Counters, Line
 from gatepass.metering.prices import PriceTable
 from gatepass.metering.ratelimit import RateLimiter
-from gatepass.model import Agent, Canary, KeyRecord
+from gatepass.model import Agent, Canary, LiveKey
 from gatepass.sensitive import Secret
 from gatepass.units import Period, period_start
 from gatepass.vault import Vault
@@ -80,11 +80,9 @@ class LineBook:
 
     def __init__(self) -> None:
         self._periods = PeriodClock()
-        self._cache: dict[
-            tuple[str, str], tuple[object, Agent, KeyRecord, tuple[Line, ...], list[tuple[Line, int]]]
-        ] = {}
+        self._cache: dict[tuple[str, str], tuple[object, Agent, LiveKey, tuple[Line, ...], list[tuple[Line, int]]]] = {}
 
-    def lines(self, agent: Agent, key: KeyRecord, now: datetime) -> tuple[tuple[Line, ...], list[tuple[Line, int]]]:
+    def lines(self, agent: Agent, key: LiveKey, now: datetime) -> tuple[tuple[Line, ...], list[tuple[Line, int]]]:
         starts = self._periods.starts(now)
         hit = self._cache.get((agent.id, key.id))
         if hit is not None and hit[0] is starts and hit[1] is agent and hit[2] is key:

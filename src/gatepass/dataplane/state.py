@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 from gatepass.dataplane.http.client import Origin
-from gatepass.model import Agent, AuthStyle, Canary, EgressRule, Grant, KeyRecord, Upstream
+from gatepass.model import Agent, AuthStyle, Canary, EgressRule, Grant, LiveKey, Upstream
 from gatepass.providers import Provider, get_provider
 from gatepass.sensitive import Secret
 from gatepass.store import Transaction
@@ -89,7 +89,7 @@ class RuntimeState:
         self._vault = vault
         # HMAC digest -> record. No index by key id: a key's digest never changes, so a reload finds
         # it in the store (only a purged key costs a scan), which saves 40 bytes per key.
-        self.keys: dict[bytes, KeyRecord] = {}
+        self.keys: dict[bytes, LiveKey] = {}
         self.agents: dict[str, Agent] = {}  # id -> agent
         self.agent_ids: dict[str, str] = {}  # name -> id
         self.grants: dict[str, tuple[Grant, ...]] = {}  # agent id -> grants
@@ -111,7 +111,7 @@ class RuntimeState:
         self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
         self.egress = _by_agent(tx.list_egress_rules())
         self.canaries = _by_agent(tx.list_canaries())
-        self.keys = {bytes.fromhex(digest): record for record, digest in tx.iter_keys_with_digests()}
+        self.keys = {bytes.fromhex(digest): LiveKey.of(record) for record, digest in tx.iter_keys_with_digests()}
         self.upstreams = {}
         for upstream in tx.list_upstreams():
             self._put_upstream(tx, upstream)
@@ -174,11 +174,11 @@ class RuntimeState:
         if digest is None:
             gone.add(key_id)  # deleted with its agent: found by id, in one scan for the whole batch
         elif record is not None:
-            self.keys[digest] = record
+            self.keys[digest] = LiveKey.of(record)
         else:
             self.keys.pop(digest, None)
 
-    def replace_key(self, digest: bytes, record: KeyRecord) -> None:
+    def replace_key(self, digest: bytes, record: LiveKey) -> None:
         """Swap in a newer copy of a key (the gateway's own use counting), unless it was dropped meanwhile."""
         if digest in self.keys:
             self.keys[digest] = record

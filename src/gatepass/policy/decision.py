@@ -16,7 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from gatepass.globs import Glob, parse_model_glob, parse_path_glob
-from gatepass.model import Agent, AgentStatus, Grant, KeyRecord, KeyState, PolicyMode
+from gatepass.model import Agent, AgentStatus, AnyKey, Grant, KeyState, PolicyMode
 
 __all__ = ["Decision", "Reason", "Request", "Result", "check_key", "decide"]
 
@@ -134,7 +134,7 @@ def _deny(reason: Reason, sentence: str) -> Decision:
     return Decision(Result.DENY, reason, sentence)
 
 
-def check_key(agent: Agent, key: KeyRecord, now: datetime, source_ip: str | None) -> Decision | None:
+def check_key(agent: Agent, key: AnyKey, now: datetime, source_ip: str | None) -> Decision | None:
     """The checks on the key and its agent that hold everywhere (LLM routes and the egress proxy), in
     every mode: a denial, or None when they pass."""
     state = key.state(now)
@@ -157,7 +157,7 @@ def check_key(agent: Agent, key: KeyRecord, now: datetime, source_ip: str | None
     return None
 
 
-def decide(agent: Agent, key: KeyRecord, request: Request, grants: Sequence[Grant]) -> Decision:
+def decide(agent: Agent, key: AnyKey, request: Request, grants: Sequence[Grant]) -> Decision:
     """Decide one request. ``grants`` are the agent's; the function reads nothing else."""
     denied = check_key(agent, key, request.now, request.source_ip)
     if denied is not None:
