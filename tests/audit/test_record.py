@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatepass.audit import GENESIS_HASH, AuditEvent, AuditMalformedError, encode_record, parse_record
-from gatepass.audit.record import canonical_json, check_event, format_ts, make_record, record_hash
+from gatepass.audit.record import canonical_json, check_event, format_ts, make_record, record_hash, seal_record
 from gatepass.errors import AuditTamperedError
 from gatepass.sensitive import Secret as GatepassSecret
 
@@ -76,6 +76,21 @@ def test_encode_parse_round_trip(meta: dict[str, object], seq: int) -> None:
     assert encode_record(parsed) == line
     assert parse_record(line.decode()) == record  # str lines work too
     assert parsed.event == record.event
+
+
+@given(
+    fields=st.lists(
+        st.text(max_size=12) | st.sampled_from([',"meta":', '","meta":{"', "\\", '"']), min_size=5, max_size=5
+    ),
+    meta=metas | st.dictionaries(st.sampled_from(["meta", ',"meta":', "hash"]), st.text(max_size=8), max_size=3),
+)
+def test_sealed_line_is_the_canonical_encoding(fields: list[str], meta: dict[str, object]) -> None:
+    # seal_record puts "hash" in front of the first ',"meta":' of the encoding: values that hold
+    # those very characters (escaped in the JSON) must not move it.
+    event = AuditEvent(*fields, meta)
+    record, line = seal_record(9, TS, event, "b" * 64)
+    assert line == encode_record(record)
+    assert record.hash == record_hash(record)
 
 
 def test_format_ts_is_utc_with_microseconds_and_z() -> None:

@@ -218,21 +218,35 @@ def seal_record(seq: int, ts: str, event: AuditEvent, prev: str) -> tuple[AuditR
     """The record for ``event`` at position ``seq`` after the record hashed ``prev``, and its line.
 
     The writer's fast path: the event was checked when it was made (and the encoder refuses any
-    value that is not plain JSON), and the canonical encoding is made once, in two parts around
-    ``hash``: in sorted order every key of ``head`` comes before "hash" and every key of ``tail``
-    after it, so ``head + tail`` is the hashed encoding and ``head + hash + tail`` the line.
+    value that is not plain JSON), and the canonical encoding is made once, without ``hash``: that
+    is the hashed encoding. In sorted order "hash" comes right before "meta", so the line is that
+    encoding with ``"hash":...`` put in front of the first ``,"meta":`` (which is the key's: a quote
+    inside an encoded string is always escaped, so those bytes cannot occur in an earlier value).
     """
     encode = _fast_canonical_json if _is_flat(event.meta) else canonical_json
-    head = encode({"action": event.action, "actor": event.actor, "decision": event.decision})
-    tail = encode(
-        {"meta": event.meta, "prev": prev, "reason": event.reason, "seq": seq, "target": event.target, "ts": ts}
+    body = encode(
+        {
+            "action": event.action,
+            "actor": event.actor,
+            "decision": event.decision,
+            "meta": event.meta,
+            "prev": prev,
+            "reason": event.reason,
+            "seq": seq,
+            "target": event.target,
+            "ts": ts,
+        }
     )
-    digest = hashlib.sha256(head[:-1] + b"," + tail[1:]).hexdigest()
-    line = head[:-1] + b',"hash":"' + digest.encode("ascii") + b'",' + tail[1:] + b"\n"
+    digest = hashlib.sha256(body).hexdigest()
+    cut = body.index(_META_KEY)
+    line = b"".join((body[:cut], b',"hash":"', digest.encode("ascii"), b'"', body[cut:], b"\n"))
     record = AuditRecord(
         seq, ts, event.actor, event.action, event.target, event.decision, event.reason, event.meta, prev, digest
     )
     return record, line
+
+
+_META_KEY: Final = b',"meta":'
 
 
 def _is_flat(meta: Mapping[str, object]) -> bool:
