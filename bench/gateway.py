@@ -213,6 +213,7 @@ def main() -> None:
         default="write",
         help="audit.durability of the gateway (see config.toml; write is the default)",
     )
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of every measurement; report median and range")
     parser.add_argument("--write", type=Path, help="also write the results as markdown to this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -255,14 +256,20 @@ def main() -> None:
         direct_url = f"http://127.0.0.1:{up_port}/v1/messages"
         gw_url = f"http://127.0.0.1:{gw_port}/anthropic/v1/messages"
         wrk(gw_url, script, 8, 2)  # warm-up
-        results = {
-            "direct": wrk(direct_url, script, args.connections, args.duration),
-            "gatepass": wrk(gw_url, script, args.connections, args.duration),
-            "direct_c1": wrk(direct_url, script, 1, args.duration),
-            "gatepass_c1": wrk(gw_url, script, 1, args.duration),
-        }
-        stream_direct = ttfb(up_port, "/v1/messages", key)
-        stream_gw = ttfb(gw_port, "/anthropic/v1/messages", key)
+        # Each round measures direct and through gatepass back to back, so that a pair sees the
+        # same machine: on a shared VM the speed drifts by ±25 % over minutes.
+        rounds = []
+        for _ in range(args.repeat):
+            rounds.append(
+                {
+                    "direct": wrk(direct_url, script, args.connections, args.duration),
+                    "gatepass": wrk(gw_url, script, args.connections, args.duration),
+                    "direct_c1": wrk(direct_url, script, 1, args.duration),
+                    "gatepass_c1": wrk(gw_url, script, 1, args.duration),
+                    "stream_direct": {"s": ttfb(up_port, "/v1/messages", key)},
+                    "stream_gw": {"s": ttfb(gw_port, "/anthropic/v1/messages", key)},
+                }
+            )
         sampler.stop.set()
         hwm = re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{gateway.pid}/status").read_text())
         peak_mb = max(sampler.peak_kb, int(hwm.group(1)) if hwm else 0) / 1024
@@ -278,22 +285,32 @@ def main() -> None:
                 proc.wait()
         shutil.rmtree(home, ignore_errors=True)
 
-    added_ms = results["gatepass_c1"]["p50_ms"] - results["direct_c1"]["p50_ms"]
+    def spread(values: list[float], fmt: str) -> str:
+        """The value, or with several rounds their median and range."""
+        if len(values) == 1:
+            return fmt.format(values[0])
+        middle = statistics.median(values)
+        return f"{fmt.format(middle)} ({fmt.format(min(values))} to {fmt.format(max(values))})"
+
+    def each(run: str, field: str, scale: float = 1.0) -> list[float]:
+        return [r[run][field] * scale for r in rounds]
+
+    added = [r["gatepass_c1"]["p50_ms"] - r["direct_c1"]["p50_ms"] for r in rounds]
+    ttfb_added = [(r["stream_gw"]["s"] - r["stream_direct"]["s"]) * 1000 for r in rounds]
+    non_2xx = sum(r["gatepass"]["non_2xx"] + r["gatepass_c1"]["non_2xx"] for r in rounds)
     rows = [
         ("audit durability", args.durability),
-        ("requests/s, direct to the fake upstream", f"{results['direct']['rps']:,.0f}"),
-        (f"requests/s through gatepass ({args.connections} connections)", f"{results['gatepass']['rps']:,.0f}"),
-        ("median latency at 1 connection, direct", f"{results['direct_c1']['p50_ms']:.3f} ms"),
-        ("median latency at 1 connection, through gatepass", f"{results['gatepass_c1']['p50_ms']:.3f} ms"),
-        ("latency added by gatepass (median, 1 connection)", f"{added_ms:.3f} ms"),
-        ("time to first byte of a stream, direct (median)", f"{stream_direct * 1000:.3f} ms"),
-        ("time to first byte of a stream, through gatepass (median)", f"{stream_gw * 1000:.3f} ms"),
-        ("time to first byte added by gatepass", f"{(stream_gw - stream_direct) * 1000:.3f} ms"),
+        ("rounds (median, and range when more than one)", str(args.repeat)),
+        ("requests/s, direct to the fake upstream", spread(each("direct", "rps"), "{:,.0f}")),
+        (f"requests/s through gatepass ({args.connections} connections)", spread(each("gatepass", "rps"), "{:,.0f}")),
+        ("median latency at 1 connection, direct", spread(each("direct_c1", "p50_ms"), "{:.3f} ms")),
+        ("median latency at 1 connection, through gatepass", spread(each("gatepass_c1", "p50_ms"), "{:.3f} ms")),
+        ("latency added by gatepass (median, 1 connection)", spread(added, "{:.3f} ms")),
+        ("time to first byte of a stream, direct (median)", spread(each("stream_direct", "s", 1000), "{:.3f} ms")),
+        ("time to first byte of a stream, through gatepass", spread(each("stream_gw", "s", 1000), "{:.3f} ms")),
+        ("time to first byte added by gatepass", spread(ttfb_added, "{:.3f} ms")),
         (f"gateway peak resident memory ({args.agents:,} agents, {args.keys:,} keys)", f"{peak_mb:.0f} MB"),
-        (
-            "non-2xx responses through gatepass",
-            f"{results['gatepass']['non_2xx'] + results['gatepass_c1']['non_2xx']:.0f}",
-        ),
+        ("non-2xx responses through gatepass", f"{non_2xx:.0f}"),
         ("audit verify after the run", verify.stdout.strip() or verify.stderr.strip()),
     ]
     table = "| measure | value |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
@@ -309,7 +326,7 @@ def main() -> None:
             "unknown CPU",
         )
         args.write.write_text(
-            f"Measured {stamp} on {os.cpu_count()} cores ({cpu}), {args.duration} s per run:\n\n{table}\n"
+            f"Measured {stamp} on {os.cpu_count()} cores ({cpu}), {args.duration} s per wrk run:\n\n{table}\n"
         )
 
 
