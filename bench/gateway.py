@@ -48,7 +48,7 @@ from gatepass.units import parse_budget
 
 MODEL = "claude-haiku-4-5-20251001"
 LUA = """
-counter = 0
+counter = (os.time() %% 100000) * 100000  -- runs seconds apart start far apart: no body repeats across runs
 request = function()
   counter = counter + 1
   local body = '{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"bench ' .. counter .. '"}]}'
