@@ -13,8 +13,9 @@ One :class:`EgressFlow` per request, through these steps; the first that refuses
       -> connect to a checked address, and audit (awaited) -> 200 + tunnel, or forward and stream back
       -> closing record
 
-Every decision is one ``egress`` audit record, durable before its effect: before the 200 of a
-CONNECT, before a forwarded request is written upstream. The connect to a checked address runs
+Every decision is one ``egress`` audit record, durable (as ``audit.durability`` says: written, or
+fsynced) before its effect: before the 200 of a CONNECT, before a forwarded request is written
+upstream. The connect to a checked address runs
 while that record is written (the effect waits for both), so the record's latency hides behind the
 network's. When a tunnel or forwarded request ends, an ``egress.close`` record gives how it ended
 (``client``, ``upstream``, ``idle``, ``complete``, or the reason code of a failed connect or

@@ -7,8 +7,9 @@ Fail closed: an exception anywhere refuses the request (500, audited) and is log
 swallowed. Every request gets exactly one audit record, durable before the response is
 complete: before any byte for a refusal or a buffered response; for a stream, chunks flow as
 they arrive and the final end-of-body is sent only once the record (with usage and cost) is
-durable. A client that disconnects mid-stream does not stop the metering: the upstream stream is
-read to its end and charged.
+durable. "Durable" is what ``audit.durability`` says: written to the log (the default, fsynced
+within ``sync_interval_ms``) or fsynced. A client that disconnects mid-stream does not stop the
+metering: the upstream stream is read to its end and charged.
 """
 
 from __future__ import annotations
