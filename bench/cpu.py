@@ -23,15 +23,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import LUA, MODEL, free_port, populate, set_durability, wait_port
-
-from gatepass.control.app import Gatepass, init_home
+from gateway import LUA, MODEL, bench_home, free_port, serve_args, wait_port
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -122,25 +119,19 @@ def main() -> None:
         raise SystemExit("wrk is missing: apt-get install wrk")
     connections = [int(c) for c in args.connections.split(",")]
 
-    home = Path(tempfile.mkdtemp(prefix="gatepass-cpu-"))
-    env = {**os.environ, "GATEPASS_HOME": str(home / "home")}
-    os.environ.update(env)
-    up_port, gw_port, admin_port = free_port(), free_port(), free_port()
+    gw_port, admin_port = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    home: Path | None = None
     try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
-        init_home(env=env)
-        set_durability(home / "home" / "config.toml", args.durability)
-        with Gatepass.open(env=env, actor="bench") as app:
-            key = populate(app, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
-        serve = ["-m", "gatepass", "serve", "--listen", f"127.0.0.1:{gw_port}"]
+        home, env, up_port, key = bench_home("gatepass-cpu-", args.durability, args.agents, args.keys, procs)
+        serve = serve_args(gw_port, admin_port)
         if args.callgrind:
             args.callgrind.mkdir(parents=True, exist_ok=True)
             out = args.callgrind / "callgrind.out.%p"
             serve = ["--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, *serve]
         log = (home / "gateway.log").open("wb")
         gateway = subprocess.Popen(
-            ["valgrind" if args.callgrind else sys.executable, *serve, "--admin-listen", f"127.0.0.1:{admin_port}"],
+            ["valgrind" if args.callgrind else sys.executable, *serve],
             env=env,
             stderr=log,
         )
@@ -197,7 +188,8 @@ def main() -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway import free_port, set_durability, wait_port  # bench/gateway.py, beside this script
+from gateway import free_port, serve_args, set_durability, wait_port  # bench/gateway.py, beside this script
 
 from gatepass.control import agents, egress, keys
 from gatepass.control.app import Gatepass, init_home
@@ -112,16 +112,7 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, "-c", ECHO, str(echo_port)]))
         key = setup(home, echo_port, args.durability)
         gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gatepass",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{gw_port}",
-                "--admin-listen",
-                f"127.0.0.1:{admin_port}",
-            ],
+            [sys.executable, *serve_args(gw_port, admin_port)],
             env={**os.environ, "GATEPASS_HOME": str(home)},
             stderr=subprocess.DEVNULL,
         )

@@ -69,6 +69,31 @@ def set_durability(config: Path, durability: str) -> None:
     config.write_text(re.sub(r'(?m)^durability = "\w+"$', f'durability = "{durability}"', text, count=1))
 
 
+def serve_args(gw_port: int, admin_port: int) -> list[str]:
+    """``python`` arguments that run ``gatepass serve`` on these loopback ports."""
+    return ["-m", "gatepass", "serve", "--listen", f"127.0.0.1:{gw_port}", "--admin-listen", f"127.0.0.1:{admin_port}"]
+
+
+def bench_home(
+    prefix: str, durability: str, n_agents: int, n_keys: int, procs: list[subprocess.Popen[bytes]]
+) -> tuple[Path, dict[str, str], int, str]:
+    """A throw-away home (``GATEPASS_HOME`` set in this process too) with the fast fake upstream
+    started (appended to ``procs``, for the caller to stop) and the store filled by :func:`populate`.
+    Returns the folder, the environment, the upstream's port and the bench agent's key."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {**os.environ, "GATEPASS_HOME": str(root / "home")}
+    os.environ.update(env)
+    up_port = free_port()
+    procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
+    init_home(env=env)
+    set_durability(root / "home" / "config.toml", durability)
+    with Gatepass.open(env=env, actor="bench") as app:
+        t0 = time.perf_counter()
+        key = populate(app, f"http://127.0.0.1:{up_port}", n_agents, n_keys)
+        print(f"store: {n_agents} agents and {n_keys} keys written in {time.perf_counter() - t0:.1f} s")
+    return root, env, up_port, key
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -219,32 +244,13 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
-    home = Path(tempfile.mkdtemp(prefix="gatepass-bench-"))
-    env = {**os.environ, "GATEPASS_HOME": str(home / "home")}
-    os.environ.update(env)
-    up_port, gw_port, admin_port = free_port(), free_port(), free_port()
+    gw_port, admin_port = free_port(), free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    home: Path | None = None
     try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)]))
-        init_home(env=env)
-        set_durability(home / "home" / "config.toml", args.durability)
-        with Gatepass.open(env=env, actor="bench") as app:
-            t0 = time.perf_counter()
-            key = populate(app, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
-            print(f"store: {args.agents} agents and {args.keys} keys written in {time.perf_counter() - t0:.1f} s")
+        home, env, up_port, key = bench_home("gatepass-bench-", args.durability, args.agents, args.keys, procs)
         gateway = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gatepass",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{gw_port}",
-                "--admin-listen",
-                f"127.0.0.1:{admin_port}",
-            ],
-            env=env,
-            stderr=subprocess.DEVNULL,
+            [sys.executable, *serve_args(gw_port, admin_port)], env=env, stderr=subprocess.DEVNULL
         )
         procs.append(gateway)
         wait_port(up_port)
@@ -283,7 +289,8 @@ def main() -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
 
     def spread(values: list[float], fmt: str) -> str:
         """The value, or with several rounds their median and range."""

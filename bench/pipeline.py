@@ -16,20 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import os
 import pstats
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import MODEL, free_port, populate, set_durability, wait_port
+from gateway import MODEL, bench_home, wait_port
 
-from gatepass.control.app import Gatepass, init_home
+from gatepass.control.app import Gatepass
 from gatepass.control.serve import GatewayService
 from gatepass.dataplane.http.messages import IncomingRequest
 from gatepass.dataplane.http.server import new_event_loop
@@ -114,17 +112,11 @@ def main() -> None:
     parser.add_argument("--profile", type=int, metavar="N", help="profile one more run; print the N costliest")
     args = parser.parse_args()
 
-    home = Path(tempfile.mkdtemp(prefix="gatepass-pipeline-"))
-    env = {**os.environ, "GATEPASS_HOME": str(home / "home")}
-    os.environ.update(env)
-    up_port = free_port()
-    upstream = subprocess.Popen([sys.executable, "-m", "gatepass.testing.fast_upstream", "--port", str(up_port)])
+    procs: list[subprocess.Popen[bytes]] = []
+    home: Path | None = None
     loop = new_event_loop()
     try:
-        init_home(env=env)
-        set_durability(home / "home" / "config.toml", args.durability)
-        with Gatepass.open(env=env, actor="bench") as setup:
-            key = populate(setup, f"http://127.0.0.1:{up_port}", args.agents, args.keys)
+        home, env, up_port, key = bench_home("gatepass-pipeline-", args.durability, args.agents, args.keys, procs)
         wait_port(up_port)
         app = Gatepass.open(env=env, actor="bench")
         service = GatewayService(app, listen="127.0.0.1:0", admin_listen="127.0.0.1:0")
@@ -153,9 +145,11 @@ def main() -> None:
             app.close()
     finally:
         loop.close()
-        upstream.kill()
-        upstream.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def patch_status() -> None:
