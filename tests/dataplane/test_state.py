@@ -61,10 +61,16 @@ def test_load_and_apply_changes(home: Path) -> None:
         ((digest, record),) = state.keys.items()
         assert isinstance(record, LiveKey) and record.revoked_at is not None
         assert next(iter(state.agents.values())).status.value == "suspended"
+        only_agents = RuntimeState(app.vault)  # a feed that names the agent but none of its keys
+        with app.read() as tx:
+            only_agents.load(tx)
         with app.session() as s:
             agents.delete_agent(s, "acme-research-dev")
         with app.read() as tx:
-            state.apply(tx, tx.changes_since(state.seq))
+            changes = tx.changes_since(state.seq)
+            state.apply(tx, changes)
+            only_agents.apply(tx, [c for c in changes if c.kind == "agent"])
         assert state.keys == {} and state.agents == {}
+        assert only_agents.keys == {} and only_agents.agents == {}
         state.replace_key(digest, record)  # a use counted while the key was being deleted
         assert state.keys == {}  # does not bring it back

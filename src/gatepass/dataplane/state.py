@@ -121,13 +121,16 @@ class RuntimeState:
     def apply(self, tx: Transaction, changes: Iterable[Change]) -> int:
         """Reload what the changes name; returns how many were applied."""
         count = 0
-        gone: set[str] = set()  # keys no longer in the store: dropped in one pass at the end
+        # Keys no longer in the store, and agents deleted (with their keys): their keys are dropped
+        # in one pass over all keys at the end of the batch, however many were deleted.
+        gone_keys: set[str] = set()
+        gone_agents: set[str] = set()
         for change in changes:
             match change.kind:
                 case "agent":
-                    self._reload_agent(tx, change.ref)
+                    self._reload_agent(tx, change.ref, gone_agents)
                 case "key":
-                    self._reload_key(tx, change.ref, gone)
+                    self._reload_key(tx, change.ref, gone_keys)
                 case "grants":
                     self.grants[change.ref] = tuple(tx.list_grants(change.ref))
                 case "upstream":
@@ -146,12 +149,12 @@ class RuntimeState:
                     pass  # settings and alerts are read where they are used
             self.seq = max(self.seq, change.seq)
             count += 1
-        if gone:
-            for digest in [d for d, r in self.keys.items() if r.id in gone]:
+        if gone_keys or gone_agents:
+            for digest in [d for d, r in self.keys.items() if r.id in gone_keys or r.agent_id in gone_agents]:
                 del self.keys[digest]
         return count
 
-    def _reload_agent(self, tx: Transaction, agent_id: str) -> None:
+    def _reload_agent(self, tx: Transaction, agent_id: str, gone: set[str]) -> None:
         agent = tx.get_agent_by_id(agent_id)
         old = self.agents.pop(agent_id, None)
         if old is not None:
@@ -161,8 +164,7 @@ class RuntimeState:
             self.egress.pop(agent_id, None)
             if self.canaries.pop(agent_id, None):
                 self.leak_version += 1
-            for digest in [d for d, r in self.keys.items() if r.agent_id == agent_id]:
-                del self.keys[digest]
+            gone.add(agent_id)  # its keys go at the end of the batch (no request runs meanwhile)
             return
         self.agents[agent_id] = agent
         self.agent_ids[agent.name] = agent_id
@@ -172,7 +174,7 @@ class RuntimeState:
         found = tx.key_digests([key_id]).get(key_id)
         digest = bytes.fromhex(found) if found is not None else None
         if digest is None:
-            gone.add(key_id)  # deleted with its agent: found by id, in one scan for the whole batch
+            gone.add(key_id)  # deleted with its agent: found by id at the end of the batch
         elif record is not None:
             self.keys[digest] = LiveKey.of(record)
         else:
