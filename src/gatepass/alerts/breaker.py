@@ -128,7 +128,8 @@ class LoopBreaker:
         found = entries.get(key)
         if found is None or now - (found.last if isinstance(found, _Entry) else found) >= self._window:
             entries[key] = now  # new, or a whole window without a repeat: the pair starts afresh
-            entries.move_to_end(key)
+            if found is not None:
+                entries.move_to_end(key)  # a new key is inserted last already
             self._evict(now)
             return None
         entry = found if isinstance(found, _Entry) else _Entry(agent_id, found)
