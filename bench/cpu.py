@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import LUA, MODEL, bench_home, free_port, serve_args, wait_port
+from gateway import LUA, MODEL, bench_home, build_description, free_port, serve_args, wait_port
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -153,6 +153,7 @@ def main() -> None:
         cg = args.callgrind is not None
         run_wrk(url, script, 8, 10 if cg else 2)  # warm-up
         print(f"gateway CPU per request (durability={args.durability}, {args.agents} agents, {args.keys} keys)")
+        print(f"gatepass build: {build_description()}")
         print(
             "connections  requests  CPU us/request (user+sys)  requests/s  median ms" + ("  instructions/request" * cg)
         )

@@ -69,6 +69,16 @@ def set_durability(config: Path, durability: str) -> None:
     config.write_text(re.sub(r'(?m)^durability = "\w+"$', f'durability = "{durability}"', text, count=1))
 
 
+def build_description() -> str:
+    """Which gatepass and which Python run the gateway (the same environment as this script)."""
+    import platform
+
+    import gatepass.dataplane.gateway as hot
+
+    build = "compiled with mypyc (make compiled)" if not hot.__file__.endswith(".py") else "pure Python"
+    return f"{build}; Python {platform.python_version()} from {sys.base_prefix}"
+
+
 def serve_args(gw_port: int, admin_port: int) -> list[str]:
     """``python`` arguments that run ``gatepass serve`` on these loopback ports."""
     return ["-m", "gatepass", "serve", "--listen", f"127.0.0.1:{gw_port}", "--admin-listen", f"127.0.0.1:{admin_port}"]
@@ -306,6 +316,7 @@ def main() -> None:
     ttfb_added = [(r["stream_gw"]["s"] - r["stream_direct"]["s"]) * 1000 for r in rounds]
     non_2xx = sum(r["gatepass"]["non_2xx"] + r["gatepass_c1"]["non_2xx"] for r in rounds)
     rows = [
+        ("gatepass build", build_description()),
         ("audit durability", args.durability),
         ("rounds (median, and range when more than one)", str(args.repeat)),
         ("requests/s, direct to the fake upstream", spread(each("direct", "rps"), "{:,.0f}")),

@@ -22,17 +22,24 @@ OpenLog = Callable[..., AuditLog]
 
 
 def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """After each fsync of the log, the highest seq it made durable (everything written before it)."""
+    """After each fsync of the log file, the highest seq it made durable (everything written before it).
+
+    It wraps the fsync the log calls (looked up per call), so it also sees one replaced before it."""
     synced: list[int] = []
-    real_sync = log.sync
+    real_fsync = os.fsync
+    real_fdatasync = getattr(os, "fdatasync", os.fsync)
 
-    def sync() -> bool:
-        covered = log._seq  # written before this fsync started
-        done = real_sync()
-        synced.append(covered)
-        return done
+    def tracking(real: Callable[[int], None]) -> Callable[[int], None]:
+        def fsync(fd: int) -> None:
+            covered = log._seq  # set only after its record was written, so written before this fsync
+            real(fd)
+            if fd == log._log_fd:
+                synced.append(covered)
 
-    monkeypatch.setattr(log, "sync", sync)
+        return fsync
+
+    monkeypatch.setattr(os, "fsync", tracking(real_fsync))
+    monkeypatch.setattr(os, "fdatasync", tracking(real_fdatasync), raising=False)
     return synced
 
 
@@ -52,8 +59,8 @@ async def test_concurrent_writes_are_batched_durable_and_chained(
     log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = open_log()
-    durable = track_durable(log, monkeypatch)
     slow_fsync(monkeypatch)
+    durable = track_durable(log, monkeypatch)
     writer = AsyncAuditWriter(log)
     before = log.fsync_count
 
@@ -70,7 +77,7 @@ async def test_concurrent_writes_are_batched_durable_and_chained(
     assert 1 <= fsyncs < 50  # group commit: far fewer fsyncs than records
     # A round may find its records fsynced already by the round before (written while that one's
     # thread was waking up): its sync() is a no-op without an fsync.
-    assert writer.syncs == len(durable) >= fsyncs and writer.batches >= fsyncs
+    assert writer.syncs >= len(durable) == fsyncs and writer.batches >= fsyncs
     assert sorted(list(log.iter_records()), key=lambda r: r.seq) == sorted(records, key=lambda r: r.seq)
     await writer.close()
     report = verify_directory(log_dir, key.public_key())
@@ -199,14 +206,18 @@ async def test_an_unexpected_fsync_failure_refuses_its_waiters(
     log = open_log()
     writer = AsyncAuditWriter(log)
     failures = iter([True])
-    real_sync = log.sync
+    real_fsync, real_fdatasync = os.fsync, getattr(os, "fdatasync", os.fsync)
 
-    def sync() -> bool:
-        if next(failures, False):
-            raise RuntimeError("a bug, not an OSError")
-        return real_sync()
+    def failing_once(real: Callable[[int], None]) -> Callable[[int], None]:
+        def fsync(fd: int) -> None:
+            if next(failures, False):
+                raise RuntimeError("a bug, not an OSError")
+            real(fd)
 
-    monkeypatch.setattr(log, "sync", sync)
+        return fsync
+
+    monkeypatch.setattr(os, "fsync", failing_once(real_fsync))
+    monkeypatch.setattr(os, "fdatasync", failing_once(real_fdatasync), raising=False)
     results = await asyncio.gather(*(writer.write(event(i)) for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, AuditWriteError) for r in results)  # fail closed, never hang
     assert (await writer.write(event(3))).seq == 5  # 1-3, the note that they were not fsynced, then this

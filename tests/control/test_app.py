@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,13 @@ def test_failed_audit_write_rolls_the_change_back(home: Path, monkeypatch: pytes
     init_home()
     with Gatepass.open(actor="test") as app:
 
-        def broken(events: object) -> None:
-            raise AuditWriteError("disk full")
+        def disk_full(fd: int, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr(app.audit, "append", broken)
-        with pytest.raises(AuditWriteError), app.session() as s:
-            agents.create_agent(s, "acme-research-dev", owner="me@example.com")
+        with monkeypatch.context() as patch:
+            patch.setattr(os, "write", disk_full)  # the audit log writes with os.write; SQLite does not
+            with pytest.raises(AuditWriteError), app.session() as s:
+                agents.create_agent(s, "acme-research-dev", owner="me@example.com")
         with app.read() as tx:
             assert tx.get_agent("acme-research-dev") is None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import http.client
 import json
@@ -346,8 +347,10 @@ def test_an_upstream_that_refuses_or_stays_silent_is_502_or_504(
     assert (decision["decision"], close["reason"], close["meta"]["status"]) == ("allow", "upstream_unavailable", 502)
 
     # A host that does not answer within the connect timeout (filtered): the connect never completes.
+    # The stand-in gives up after a second, not the configured 10 s, which would race this client's own
+    # 10 s wait for the answer.
     async def unanswered(address: str, port: int, factory: Any, *, timeout: float, label: str) -> Any:
-        await asyncio.sleep(timeout)
+        await asyncio.sleep(min(timeout, 1.0))
         raise UpstreamConnectTimeoutError(f"connecting to {label} took longer than {timeout:g} s")
 
     monkeypatch.setattr(egress_module, "connect_address", unanswered)
@@ -497,18 +500,15 @@ def test_sdk_calls_to_the_gateway_sent_through_the_proxy_reach_the_gateway(ph: P
         assert "proxy-authorization" not in ph.fake.requests[-1].headers
 
 
-def test_a_decision_that_cannot_be_audited_has_no_effect(ph: ProxyHome, echo: EchoServer, web: WebServer) -> None:
-    from gatepass.errors import AuditWriteError
-
-    writer = ph.gateway.service.audit
-    real_write = writer.write
-
-    async def broken(event: object) -> object:
-        raise AuditWriteError("disk full")
+def test_a_decision_that_cannot_be_audited_has_no_effect(
+    ph: ProxyHome, echo: EchoServer, web: WebServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     before = len(web.requests)
-    writer.write = broken  # type: ignore[method-assign,assignment]
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", disk_full)  # the audit log writes with os.write; sockets do not
         tunnel = ask(ph.port, connect_head(f"127.0.0.1:{echo.port}", basic(ph.key)) + b"must not arrive")
         plain = ask(
             ph.port,
@@ -517,8 +517,6 @@ def test_a_decision_that_cannot_be_audited_has_no_effect(ph: ProxyHome, echo: Ec
                 f"Proxy-Authorization: {basic(ph.key)}\r\n\r\n"
             ).encode(),
         )
-    finally:
-        writer.write = real_write  # type: ignore[method-assign]
     denied(500, tunnel, "audit_unavailable")  # fail closed
     assert tunnel.read_until_closed() == b""  # nothing was echoed: no byte went upstream
     denied(500, plain, "audit_unavailable")

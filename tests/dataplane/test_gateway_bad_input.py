@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -147,23 +149,16 @@ def test_agent_headers_cannot_replace_or_read_the_credential(setup: Setup) -> No
     assert all(setup.secrets["anthropic"] not in v for v in reply.headers.values())
 
 
-def test_a_request_whose_audit_record_cannot_be_written_is_refused(setup: Setup) -> None:
-    from gatepass.errors import AuditWriteError
+def test_a_request_whose_audit_record_cannot_be_written_is_refused(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    gateway = setup.gateway
-    assert gateway is not None
-    writer = gateway.service.audit
-    real_write = writer.write
-
-    async def broken(event: object) -> object:
-        raise AuditWriteError("disk full")
-
-    writer.write = broken  # type: ignore[method-assign,assignment]
-    try:
-        body = json.dumps({"model": HAIKU, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}).encode()
+    body = json.dumps({"model": HAIKU, "max_tokens": 8, "messages": [{"role": "user", "content": "x"}]}).encode()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", disk_full)  # the audit log writes with os.write; sockets do not
         status, headers, raw = _post(setup, "/anthropic/v1/messages", body)
-    finally:
-        writer.write = real_write  # type: ignore[method-assign]
     assert status == 500 and headers["x-gatepass-denied"] == "audit_unavailable"  # fail closed
     assert b"Hello" not in raw  # the upstream's answer is not released
     assert _post(setup, "/anthropic/v1/messages", body)[0] == 200

@@ -1,31 +1,27 @@
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
-from gatepass.dataplane.exchange import Denial
+from gatepass.dataplane.exchange import Denial, Exchange
+from gatepass.dataplane.http.messages import IncomingRequest
 from gatepass.dataplane.metrics import Metrics
 from gatepass.providers import Usage
+from tests.factories import make_upstream_entry
 
 
-def _ex(**kw: object) -> SimpleNamespace:
-    base = dict(
-        denial=None,
-        responded=True,
-        upstream_name="anthropic",
-        entry=object(),
-        decision=None,
-        started=0.0,
-        cost=0,
-        usage=None,
-        now=datetime.now(UTC),
+def _ex(**kw: object) -> Exchange:
+    request = IncomingRequest(
+        "POST", b"/anthropic/v1/messages", "/anthropic/v1/messages", b"", [], b"{}", "127.0.0.1", 5000, "1.1", True
     )
-    base.update(kw)
-    return SimpleNamespace(**base)
+    ex = Exchange(request, "req_t", 0.0, datetime.now(UTC), upstream_name="anthropic", entry=make_upstream_entry())
+    ex.responded = True
+    for name, value in kw.items():
+        setattr(ex, name, value)
+    return ex
 
 
 def test_exposition() -> None:
     metrics = Metrics()
-    metrics.observe(_ex(cost=2_500_000, usage=Usage(10, 5)))  # type: ignore[arg-type]
-    metrics.observe(_ex(denial=Denial(402, "budget_exhausted", "x"), responded=False))  # type: ignore[arg-type]
+    metrics.observe(_ex(cost=2_500_000, usage=Usage(10, 5)))
+    metrics.observe(_ex(denial=Denial(402, "budget_exhausted", "x"), responded=False))
     text = metrics.render().decode()
     assert 'gatepass_requests_total{decision="allow",reason="allowed",upstream="anthropic"} 1.0' in text
     assert 'gatepass_requests_total{decision="deny",reason="budget_exhausted",upstream="anthropic"} 1.0' in text

@@ -5,11 +5,11 @@ from gatepass.dataplane.parts import KeyDigests, LineBook
 from gatepass.keyformat import generate_key
 from gatepass.units import Budget, Period
 from gatepass.vault import MasterKey, Vault
-from tests.factories import make_agent, make_key
+from tests.factories import make_agent, make_live_key
 
 NOW = datetime(2026, 11, 27, 23, 59, tzinfo=UTC)
 AGENT = make_agent(budgets=(Budget(5_000_000, Period.DAY),))
-KEY = make_key(budgets=(Budget(1_000_000, Period.MONTH),))
+KEY = make_live_key(budgets=(Budget(1_000_000, Period.MONTH),))
 
 
 def test_line_book_charges_eight_lines_and_limits_the_budgeted_ones() -> None:

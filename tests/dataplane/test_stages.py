@@ -8,13 +8,12 @@ import pytest
 
 from gatepass.dataplane import stages
 from gatepass.dataplane.exchange import Exchange
-from gatepass.dataplane.http.client import Origin
 from gatepass.dataplane.http.messages import IncomingRequest
-from gatepass.dataplane.state import Credential, RuntimeState, UpstreamEntry
+from gatepass.dataplane.state import RuntimeState
 from gatepass.keyformat import generate_key
-from gatepass.model import AuthStyle, Grant, Upstream, UpstreamType
-from gatepass.providers import get_provider
-from tests.factories import make_agent, make_key
+from gatepass.model import Grant
+from gatepass.vault import MasterKey, Vault
+from tests.factories import make_agent, make_live_key, make_upstream_entry
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 KEY = generate_key().reveal()
@@ -22,24 +21,12 @@ DIGEST = b"\x01" * 32
 
 
 def _state() -> RuntimeState:
-    state = RuntimeState.__new__(RuntimeState)
+    state = RuntimeState(Vault(MasterKey.generate(), "inst_test", b"s" * 32))
     agent = make_agent()
     state.agents = {agent.id: agent}
-    state.keys = {DIGEST: make_key()}
+    state.keys = {DIGEST: make_live_key()}
     state.grants = {"ag_1": (Grant("gr_1", "ag_1", "anthropic"),)}
-    upstream = Upstream(
-        "anthropic", UpstreamType.ANTHROPIC, "http://127.0.0.1:9", AuthStyle("header", "x-api-key"), "main", NOW
-    )
-    state.upstreams = {
-        "anthropic": UpstreamEntry(
-            upstream,
-            get_provider("anthropic"),
-            Origin.parse(upstream.base_url),
-            b"",
-            Credential(b"x-api-key", b"real"),
-            None,
-        )
-    }
+    state.upstreams = {"anthropic": make_upstream_entry()}
     return state
 
 

@@ -8,7 +8,6 @@ from gatepass.providers import BadRequest
 from gatepass.providers.base import (
     NoUsageMeter,
     RemoteScan,
-    SseWatchingMeter,
     count,
     get_path,
     load_json,
@@ -17,8 +16,8 @@ from gatepass.providers.base import (
     opt_positive_int,
     opt_str,
 )
+from gatepass.providers.fake import FakeStreamMeter
 from gatepass.providers.interface import Usage
-from gatepass.providers.sse import SseEvent
 
 
 def wording(field: str, expected: str) -> str:
@@ -74,25 +73,14 @@ def test_lenient_usage_readers() -> None:
     assert [count(v) for v in (0, 7, -1, 1.0, True, "3", None)] == [0, 7, None, None, None, None, None]
 
 
-class Recorder(SseWatchingMeter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.seen: list[str] = []
-
-    def on_event(self, event: SseEvent) -> None:
-        self.seen.append(event.data)
-        self._complete = event.data == "end"
-
-    def finish(self) -> Usage | None:
-        return None
-
-
 def test_watching_meter_passes_chunks_and_sees_events() -> None:
-    meter = Recorder()
-    chunk = b"data: a\n\ndata: en"
-    assert meter.feed(chunk) is chunk
-    assert meter.feed(b"d\n\n") == b"d\n\n"
-    assert meter.seen == ["a", "end"] and meter.complete and meter.flush() == b""
+    # FakeStreamMeter is the plainest SseWatchingMeter: usage from a "usage" event, complete at [DONE].
+    meter = FakeStreamMeter()
+    chunk = b'data: {"usage": {"input_tokens": 3, "output_tokens": 4}}\n\ndata: [DO'
+    assert meter.feed(chunk) is chunk  # passed through as it came, nothing held back
+    assert not meter.complete  # the [DONE] event is not whole yet
+    assert meter.feed(b"NE]\n\n") == b"NE]\n\n"
+    assert meter.complete and meter.flush() == b"" and meter.finish() == Usage(3, 4)
 
 
 def test_no_usage_meter() -> None:

@@ -104,10 +104,10 @@ def _check_meta(meta: Mapping[str, object]) -> None:
         _check_json(value, f"meta[{key[:40]!r}]")
 
 
-def _check_event_fields(values: Mapping[str, object]) -> None:
-    for name in _EVENT_FIELDS:
-        if type(values[name]) is not str:
-            raise TypeError(f"audit field {name!r} must be a str, not {type(values[name]).__name__}")
+def _check_event_fields(values: tuple[object, ...]) -> None:
+    for name, value in zip(_EVENT_FIELDS, values, strict=True):
+        if type(value) is not str:
+            raise TypeError(f"audit field {name!r} must be a str, not {type(value).__name__}")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class AuditEvent:
 
 def check_event(event: AuditEvent | AuditRecord) -> None:
     """Check again that ``event`` can be recorded (its ``meta`` may have been changed in place)."""
-    _check_event_fields(event.__dict__)
+    _check_event_fields((event.actor, event.action, event.target, event.decision, event.reason))
     _check_meta(event.meta)
 
 

@@ -59,7 +59,7 @@ class AsyncAuditWriter:
         self._dirty = False  # written since the last fsync started
         self._sync_round: asyncio.Future[None] | None = None  # the fsync under way
         self._sync_timer: asyncio.TimerHandle | None = None  # the next fsync (``write`` durability)
-        self._thread = _SyncThread(self._fsync_in_thread)
+        self._syncer = _SyncThread(self._fsync_in_thread)
         self._closed = False
         self.batches = 0
         self.syncs = 0
@@ -127,7 +127,7 @@ class AsyncAuditWriter:
         self._sync_round = self._loop.create_future()
         self._sync_loop = self._loop  # the loop to answer on (a later write may come from another)
         self.syncs += 1
-        self._thread.run()
+        self._syncer.run()
 
     def _fsync_in_thread(self) -> None:
         """The thread's job: fsync the log, then tell the loop how it went."""
@@ -200,7 +200,7 @@ class AsyncAuditWriter:
         """Refuse new writes, flush, and sign a checkpoint of the log's head (which fsyncs first)."""
         self._closed = True
         await self.flush()
-        self._thread.stop()
+        self._syncer.stop()
         await asyncio.to_thread(self._log.checkpoint)
 
 

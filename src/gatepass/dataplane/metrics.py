@@ -106,8 +106,8 @@ class Metrics(Collector):
         tokens = CounterMetricFamily(
             "gatepass_tokens", "Tokens reported by providers, by upstream and kind.", labels=["upstream", "kind"]
         )
-        for (upstream, kind), count in sorted(self.tokens.items()):
-            tokens.add_metric([upstream, kind], count)
+        for (upstream, kind), tokens_seen in sorted(self.tokens.items()):
+            tokens.add_metric([upstream, kind], tokens_seen)
         yield tokens
         yield GaugeMetricFamily("gatepass_requests_in_flight", "Requests being handled.", value=self.in_flight)
         egress = CounterMetricFamily(

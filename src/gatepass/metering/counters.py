@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
@@ -87,11 +87,11 @@ class Counters(abc.ABC):
     def totals(self, line: Line) -> LineTotals: ...
 
 
-@dataclass
 class MemoryCounters(Counters):
     """In-process counters: the default, for the one gateway process that owns a home."""
 
-    _lines: dict[Line, _Totals] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self._lines: dict[Line, _Totals] = {}
 
     def reserve(
         self, charged: Sequence[Line], limits: Sequence[tuple[Line, int]], amount: int

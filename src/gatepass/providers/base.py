@@ -100,15 +100,15 @@ def load_object(body: bytes, wording: Wording, scan: RemoteScan | None = None) -
         return obj
 
     try:
-        data = json.loads(body, object_pairs_hook=build)
+        parsed: object = json.loads(body, object_pairs_hook=build)
     except _DuplicateKey:
         # Two parsers could pick different values of a repeated key (a cheap model priced, a dear one served).
         raise BadRequest("invalid_request", wording("body", "JSON without repeated keys in an object")) from None
     except (ValueError, RecursionError):
         raise BadRequest("invalid_json", wording("body", "valid JSON (the request body does not parse)")) from None
-    if not isinstance(data, dict):
+    if not isinstance(parsed, dict):
         raise BadRequest("invalid_request", wording("body", "a JSON object"))
-    return data
+    return parsed
 
 
 def _fast_object(body: bytes, scan: RemoteScan | None) -> dict[str, Any] | None:

@@ -131,7 +131,7 @@ class BadRequest(GatepassError):
     The message says what to fix and never quotes the body.
     """
 
-    status = 400
+    status: ClassVar[int] = 400
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import httptools
 
@@ -64,7 +64,7 @@ def split_target(target: bytes) -> tuple[str, bytes]:
     if target == b"*":
         return "*", b""
     try:
-        url = httptools.parse_url(target)
+        url: Any = httptools.parse_url(target)  # its path and query may be None, whatever the stubs say
     except httptools.HttpParserInvalidURLError:
         return "", b""
     return (url.path or b"/").decode("latin-1"), url.query or b""

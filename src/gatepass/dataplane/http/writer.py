@@ -42,7 +42,7 @@ _COALESCE: Final = 64 * 1024  # bodies up to this size are copied behind the hea
 _STATUS_LINES: Final = {code: status_line(code) for code in (200, 201, 204, 400, 401, 403, 404, 429, 500, 502, 503)}
 
 
-class ClientDisconnected(ConnectionError):
+class ClientDisconnected(Exception):
     """The client closed the connection; nothing more can be sent to it."""
 
     def __init__(self) -> None:
