@@ -9,7 +9,7 @@ BIN     = $(VENV)/bin
 CVENV  ?= .venv-compiled
 CBIN    = $(CVENV)/bin
 
-.PHONY: run demo test check bench install install-test clean compiled test-compiled bench-compiled
+.PHONY: run demo test check bench install install-test clean compiled test-compiled bench-compiled run-compiled
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,8 @@ bench: install-test
 	$(BIN)/python bench/gateway.py
 
 # `make compiled`: gatepass with its request path compiled (needs a C compiler and Python's headers;
-# a few minutes). `make test-compiled` runs the whole suite on it; `make bench-compiled` measures it.
+# a few minutes). `make run-compiled` runs the gateway on it as `make run` does, `make test-compiled`
+# runs the whole suite on it and `make bench-compiled` measures it.
 $(CBIN)/python:
 	$(PYTHON) -m venv $(CVENV)
 	$(CBIN)/python -m pip install --quiet --upgrade pip
@@ -57,6 +58,9 @@ test-compiled: compiled
 
 bench-compiled: compiled
 	$(CBIN)/python bench/gateway.py
+
+run-compiled: compiled
+	GATEPASS=$(CBIN)/gatepass sh scripts/run.sh
 
 check: install-test
 	$(BIN)/ruff check src tests bench scripts setup.py
