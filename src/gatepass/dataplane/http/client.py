@@ -30,7 +30,7 @@ import re
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 from urllib.parse import quote, urlsplit
 
 from gatepass.dataplane.http.response import UpstreamResponse
@@ -203,16 +203,23 @@ class UpstreamPool:
                 self._ssl_context = ssl.create_default_context()
             tls = self._ssl_context
 
-        def factory() -> UpstreamConnection:
-            return UpstreamConnection(
-                origin.label, self._read_timeout, lambda c: self._release(c, origin), lambda c: self._forget(c, origin)
+        def factory() -> asyncio.BaseProtocol:  # an UpstreamConnection: a protocol by its methods
+            return cast(
+                asyncio.BaseProtocol,
+                UpstreamConnection(
+                    origin.label,
+                    self._read_timeout,
+                    lambda c: self._release(c, origin),
+                    lambda c: self._forget(c, origin),
+                ),
             )
 
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
+                _, protocol = await loop.create_connection(
                     factory, origin.host, origin.port, ssl=tls, server_hostname=origin.host if tls else None
                 )
+            conn = cast(UpstreamConnection, protocol)
         except TimeoutError as exc:
             raise UpstreamConnectTimeoutError(
                 f"connecting to upstream {origin.label} took longer than {self._connect_timeout:g} s; "

@@ -69,8 +69,10 @@ class ServerContext:
         self.closing = False
 
 
-class ServerConnection(asyncio.Protocol):
-    """Serves the requests of one client connection, in order, through the server's handler."""
+class ServerConnection:
+    """Serves the requests of one client connection, in order, through the server's handler.
+
+    An asyncio protocol by its methods (see :class:`~gatepass.dataplane.http.upstream.UpstreamConnection`)."""
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx

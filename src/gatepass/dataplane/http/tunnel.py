@@ -34,7 +34,7 @@ __all__ = ["Tunnel", "TunnelStats", "TunnelUpstream", "connect_address"]
 
 _EARLY_MAX: Final = 256 * 1024  # upstream bytes held before the tunnel starts; then its socket is not read
 
-P = TypeVar("P", bound=asyncio.Protocol)
+P = TypeVar("P")  # a protocol: by its methods (UpstreamConnection does not subclass asyncio.Protocol)
 
 
 async def connect_address(address: str, port: int, factory: Callable[[], P], *, timeout: float, label: str) -> P:
@@ -48,7 +48,9 @@ async def connect_address(address: str, port: int, factory: Callable[[], P], *, 
     try:
         async with asyncio.timeout(timeout):
             # AI_NUMERICHOST: the resolver may parse the address but never look a name up.
-            _, protocol = await loop.create_connection(factory, str(ip), port, flags=socket.AI_NUMERICHOST)
+            _, protocol = await loop.create_connection(
+                cast("Callable[[], asyncio.BaseProtocol]", factory), str(ip), port, flags=socket.AI_NUMERICHOST
+            )
     except TimeoutError as exc:
         raise UpstreamConnectTimeoutError(
             f"connecting to {label} ({ip}) took longer than {timeout:g} s; the host may be down or filtered"
@@ -57,7 +59,7 @@ async def connect_address(address: str, port: int, factory: Callable[[], P], *, 
         raise UpstreamConnectError(
             f"cannot connect to {label} ({ip}): {exc.strerror or type(exc).__name__}; check the host and port"
         ) from exc
-    return protocol
+    return cast(P, protocol)
 
 
 @dataclass(frozen=True, slots=True)
