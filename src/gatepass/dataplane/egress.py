@@ -31,7 +31,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -485,13 +485,13 @@ def dispatch(gateway: Handler, proxy: EgressProxy) -> Handler:
     """The data plane's handler: proxy requests (CONNECT, absolute-form) to ``proxy``, the rest to ``gateway``."""
     proxied, handles, as_local = proxy.handle, proxy.handles, proxy.as_local
 
-    async def handle(request: IncomingRequest, writer: ResponseWriter) -> None:
+    def handle(request: IncomingRequest, writer: ResponseWriter) -> Awaitable[None]:
+        # Not a coroutine of its own: it picks the handler whose coroutine the server awaits.
         if handles(request):
             local = as_local(request)
             if local is None:
-                await proxied(request, writer)
-                return
+                return proxied(request, writer)
             request = local
-        await gateway(request, writer)
+        return gateway(request, writer)
 
     return handle
