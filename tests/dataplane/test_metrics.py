@@ -11,8 +11,8 @@ def _ex(**kw: object) -> Exchange:
     request = IncomingRequest(
         "POST", b"/anthropic/v1/messages", "/anthropic/v1/messages", b"", [], b"{}", "127.0.0.1", 5000, "1.1", True
     )
-    ex = Exchange(request, "req_t", 0.0, datetime.now(UTC), upstream_name="anthropic", entry=make_upstream_entry())
-    ex.responded = True
+    ex = Exchange(request, "req_t", 0.0, datetime.now(UTC))
+    ex.upstream_name, ex.entry, ex.responded = "anthropic", make_upstream_entry(), True
     for name, value in kw.items():
         setattr(ex, name, value)
     return ex

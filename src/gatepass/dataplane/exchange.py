@@ -6,7 +6,7 @@ stages after it step aside.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from gatepass.dataplane.http.server import IncomingRequest
@@ -31,49 +31,94 @@ class Denial:
     retry_after: float | None = None
 
 
-@dataclass(slots=True)
 class Exchange:
-    request: IncomingRequest
-    id: str  # x-gatepass-request-id
-    started: float  # perf_counter at arrival
-    now: datetime  # wall clock at arrival (UTC)
-    # route
-    upstream_name: str = ""
-    path: str = ""  # after /{upstream}, percent-decoded: what policy matches
-    target: bytes = b""  # after /{upstream}, as received (path and query): what is forwarded
-    entry: UpstreamEntry | None = None
-    route: Route | None = None
-    # authenticate
-    agent: Agent | None = None
-    key: LiveKey | None = None
-    key_digest: bytes = field(default=b"", repr=False)  # the HMAC of the presented key: its place in the state
-    presented: bytes = field(default=b"", repr=False)  # the gatepass key as sent (never printed)
-    # parse
-    llm: LlmRequest | None = None
-    body: bytes = b""  # the body to send upstream
-    # authorize
-    decision: Decision | None = None
-    # leak scan: the agent's headers that go upstream (the credential is added to them); what was found
-    # ("secret:NAME", "pattern:NAME", "canary:ID") and what was done
-    up_headers: list[tuple[bytes, bytes]] | None = None
-    leak: str | None = None
-    leak_action: str | None = None
-    redacted: int = 0  # vault secrets redacted from the response
-    # rate limit, price, reserve
-    permit: Permit | None = None
-    price: ModelPrice | None = None
-    lines: tuple[Line, ...] = ()
-    reservation: Reservation | None = None
-    # forward and meter
-    status: int = 0
-    usage: Usage | None = None
-    usage_complete: bool = True
-    cost: int = 0
-    upstream_error: str | None = None
-    client_gone: bool = False
-    # outcome
-    denial: Denial | None = None
-    responded: bool = False
+    """One request's state through the pipeline.
+
+    A plain class, not a dataclass: the compiled build runs a dataclass's generated ``__init__`` in
+    the interpreter, and one of these is made per request. No ``repr`` of its fields: it holds the
+    presented key."""
+
+    __slots__ = (
+        "agent",
+        "body",
+        "client_gone",
+        "cost",
+        "decision",
+        "denial",
+        "entry",
+        "id",
+        "key",
+        "key_digest",
+        "leak",
+        "leak_action",
+        "lines",
+        "llm",
+        "now",
+        "path",
+        "permit",
+        "presented",
+        "price",
+        "redacted",
+        "request",
+        "reservation",
+        "responded",
+        "route",
+        "started",
+        "status",
+        "target",
+        "up_headers",
+        "upstream_error",
+        "upstream_name",
+        "usage",
+        "usage_complete",
+    )
+
+    def __init__(self, request: IncomingRequest, id: str, started: float, now: datetime) -> None:
+        self.request = request
+        self.id = id  # x-gatepass-request-id
+        self.started = started  # perf_counter at arrival
+        self.now = now  # wall clock at arrival (UTC)
+        # route
+        self.upstream_name: str = ""
+        self.path: str = ""  # after /{upstream}, percent-decoded: what policy matches
+        self.target: bytes = b""  # after /{upstream}, as received (path and query): what is forwarded
+        self.entry: UpstreamEntry | None = None
+        self.route: Route | None = None
+        # authenticate
+        self.agent: Agent | None = None
+        self.key: LiveKey | None = None
+        self.key_digest: bytes = b""  # the HMAC of the presented key: its place in the state
+        self.presented: bytes = b""  # the gatepass key as sent (never printed)
+        # parse
+        self.llm: LlmRequest | None = None
+        self.body: bytes = b""  # the body to send upstream
+        # authorize
+        self.decision: Decision | None = None
+        # leak scan: the agent's headers that go upstream (the credential is added to them); what was found
+        # ("secret:NAME", "pattern:NAME", "canary:ID") and what was done
+        self.up_headers: list[tuple[bytes, bytes]] | None = None
+        self.leak: str | None = None
+        self.leak_action: str | None = None
+        self.redacted: int = 0  # vault secrets redacted from the response
+        # rate limit, price, reserve
+        self.permit: Permit | None = None
+        self.price: ModelPrice | None = None
+        self.lines: tuple[Line, ...] = ()
+        self.reservation: Reservation | None = None
+        # forward and meter
+        self.status: int = 0
+        self.usage: Usage | None = None
+        self.usage_complete: bool = True
+        self.cost: int = 0
+        self.upstream_error: str | None = None
+        self.client_gone: bool = False
+        # outcome
+        self.denial: Denial | None = None
+        self.responded: bool = False
+
+    def __repr__(self) -> str:
+        denied = self.denial.code if self.denial is not None else None
+        return f"<Exchange {self.id} {self.request.method} {self.upstream_name}{self.path} denied={denied}>"
 
     def deny(self, status: int, code: str, message: str, retry_after: float | None = None) -> None:
         if self.denial is None:
