@@ -33,7 +33,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, TypeVar
 
@@ -164,7 +164,7 @@ class EgressProxy:
         if isinstance(target, Denial) or (target.host.name, target.port) not in self._local:
             return None
         path, query = split_target(target.path)
-        return replace(request, target=target.path, path=path, query=query)
+        return request.with_target(target.path, path, query)
 
     async def handle(self, request: IncomingRequest, writer: ResponseWriter) -> None:
         self._count += 1

@@ -36,13 +36,20 @@ class LineTotals:
     reserved: int
 
 
-@dataclass(slots=True)
 class Reservation:
-    """Money held for one request on each of its lines until it is settled or released."""
+    """Money held for one request on each of its lines until it is settled or released.
 
-    lines: tuple[Line, ...]
-    amount: int
-    done: bool = False
+    (A plain class: one is made per request; see :class:`~gatepass.dataplane.exchange.Exchange`.)"""
+
+    __slots__ = ("amount", "done", "lines")
+
+    def __init__(self, lines: tuple[Line, ...], amount: int) -> None:
+        self.lines = lines
+        self.amount = amount
+        self.done = False
+
+    def __repr__(self) -> str:
+        return f"Reservation({self.amount} micro-USD on {len(self.lines)} lines, done={self.done})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,12 +33,16 @@ class RateDenied:
     retry_after: float
 
 
-@dataclass(slots=True)
 class Permit:
-    """Slots held by one request; :meth:`RateLimiter.release` gives them back (once)."""
+    """Slots held by one request; :meth:`RateLimiter.release` gives them back (once).
 
-    scopes: tuple[tuple[str, RateLimits], ...]
-    released: bool = False
+    (A plain class: one is made per request; see :class:`~gatepass.dataplane.exchange.Exchange`.)"""
+
+    __slots__ = ("released", "scopes")
+
+    def __init__(self, scopes: tuple[tuple[str, RateLimits], ...]) -> None:
+        self.scopes = scopes
+        self.released = False
 
 
 @dataclass(slots=True)

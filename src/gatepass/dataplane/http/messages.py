@@ -25,7 +25,6 @@ The server adds ``content-length`` and ``connection: close``.
 """
 
 
-@dataclass(slots=True)
 class IncomingRequest:
     """One request as received, with its whole body.
 
@@ -33,18 +32,62 @@ class IncomingRequest:
     (for an absolute-form target ``http://host/p?q`` the path is ``/p``); ``query`` the bytes after
     ``?``. Header names are lowercased, values are as received, order and repeats are kept.
     ``keep_alive`` says whether the client allows the connection to serve another request.
+
+    A plain class, not a dataclass: one is made per request, and the compiled build would run a
+    dataclass's generated ``__init__`` in the interpreter.
     """
 
-    method: str
-    target: bytes
-    path: str
-    query: bytes
-    headers: Headers
-    body: bytes
-    client_ip: str
-    client_port: int
-    http_version: str
-    keep_alive: bool
+    __slots__ = (
+        "body",
+        "client_ip",
+        "client_port",
+        "headers",
+        "http_version",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "target",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        target: bytes,
+        path: str,
+        query: bytes,
+        headers: Headers,
+        body: bytes,
+        client_ip: str,
+        client_port: int,
+        http_version: str,
+        keep_alive: bool,
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.client_ip = client_ip
+        self.client_port = client_port
+        self.http_version = http_version
+        self.keep_alive = keep_alive
+
+    def with_target(self, target: bytes, path: str, query: bytes) -> IncomingRequest:
+        """The same request with another target (and its path and query)."""
+        return IncomingRequest(
+            self.method,
+            target,
+            path,
+            query,
+            self.headers,
+            self.body,
+            self.client_ip,
+            self.client_port,
+            self.http_version,
+            self.keep_alive,
+        )
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (give it lowercase), or None."""
