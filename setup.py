@@ -3,7 +3,7 @@
     GATEPASS_COMPILE=1 pip install --no-build-isolation .    # needs mypy, a C compiler and Python's headers
 
 With ``GATEPASS_COMPILE=1`` the modules a gateway request runs through are compiled with mypyc
-(https://mypyc.readthedocs.io): 28 % fewer instructions and about 15 % less CPU time per gateway
+(https://mypyc.readthedocs.io): about a quarter fewer instructions and 15 % less CPU time per gateway
 request (docs/benchmarks.md). The result behaves as the pure-Python package does; CI runs the test
 suite on both. Without it (the default, and every editable install) gatepass is pure Python.
 """
