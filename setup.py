@@ -10,7 +10,7 @@ suite on both. Without it (the default, and every editable install) gatepass is 
 
 import os
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 #: The request path: what one gateway request executes, and what those modules import at run time.
 #: Modules outside it may import these; these may not subclass a class outside it.
@@ -29,7 +29,7 @@ COMPILED = """
 """.split()
 
 
-def _extensions() -> list:  # type: ignore[type-arg]
+def _extensions() -> list[Extension]:
     if os.environ.get("GATEPASS_COMPILE", "") != "1":
         return []
     try:

@@ -12,9 +12,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import gatepass.dataplane.gateway
 from gatepass.cli.main import main
 
 REQUIRE_SERVICES = os.environ.get("GATEPASS_REQUIRE_SERVICES") == "1"
+
+
+#: The suite runs on the pure-Python build (make test) and on the compiled one (make test-compiled).
+COMPILED = not gatepass.dataplane.gateway.__file__.endswith(".py")
 
 
 def fake_secret(prefix: str = "FAKE-", length: int = 40) -> str:

@@ -35,7 +35,7 @@ class Exchange:
     """One request's state through the pipeline.
 
     A plain class, not a dataclass: the compiled build runs a dataclass's generated ``__init__`` in
-    the interpreter, and one of these is made per request. No ``repr`` of its fields: it holds the
+    the interpreter, and one of these is made per request. Its repr names the request, never the
     presented key."""
 
     __slots__ = (

@@ -35,7 +35,7 @@ from urllib.parse import quote, urlsplit
 
 from gatepass.dataplane.http.response import UpstreamResponse
 from gatepass.dataplane.http.upstream import StaleConnectionError, UpstreamConnection
-from gatepass.dataplane.http.wire import FRAMING_HEADERS, Headers, encode_headers
+from gatepass.dataplane.http.wire import FRAMING_HEADERS, Headers, encode_headers, protocol_factory
 from gatepass.errors import UpstreamConnectError, UpstreamConnectTimeoutError, UpstreamProtocolError
 
 __all__ = ["Origin", "UpstreamPool", "UpstreamResponse", "frame_request"]
@@ -203,21 +203,19 @@ class UpstreamPool:
                 self._ssl_context = ssl.create_default_context()
             tls = self._ssl_context
 
-        def factory() -> asyncio.BaseProtocol:  # an UpstreamConnection: a protocol by its methods
-            return cast(
-                asyncio.BaseProtocol,
-                UpstreamConnection(
-                    origin.label,
-                    self._read_timeout,
-                    lambda c: self._release(c, origin),
-                    lambda c: self._forget(c, origin),
-                ),
+        def factory() -> UpstreamConnection:
+            return UpstreamConnection(
+                origin.label, self._read_timeout, lambda c: self._release(c, origin), lambda c: self._forget(c, origin)
             )
 
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, protocol = await loop.create_connection(
-                    factory, origin.host, origin.port, ssl=tls, server_hostname=origin.host if tls else None
+                    protocol_factory(factory),
+                    origin.host,
+                    origin.port,
+                    ssl=tls,
+                    server_hostname=origin.host if tls else None,
                 )
             conn = cast(UpstreamConnection, protocol)
         except TimeoutError as exc:

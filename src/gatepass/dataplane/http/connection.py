@@ -72,7 +72,7 @@ class ServerContext:
 class ServerConnection:
     """Serves the requests of one client connection, in order, through the server's handler.
 
-    An asyncio protocol by its methods (see :class:`~gatepass.dataplane.http.upstream.UpstreamConnection`)."""
+    An asyncio protocol by its methods (see :func:`~gatepass.dataplane.http.wire.protocol_factory`)."""
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx

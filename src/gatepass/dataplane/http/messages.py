@@ -33,8 +33,7 @@ class IncomingRequest:
     ``?``. Header names are lowercased, values are as received, order and repeats are kept.
     ``keep_alive`` says whether the client allows the connection to serve another request.
 
-    A plain class, not a dataclass: one is made per request, and the compiled build would run a
-    dataclass's generated ``__init__`` in the interpreter.
+    A plain class: one is made per request (see :class:`~gatepass.dataplane.exchange.Exchange`).
     """
 
     __slots__ = (

@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import socket
 from types import TracebackType
-from typing import cast
 
 from gatepass.dataplane.http.connection import Handler, ServerConnection, ServerContext
 from gatepass.dataplane.http.messages import ErrorBody, IncomingRequest, ServerLimits, default_error_body
+from gatepass.dataplane.http.wire import protocol_factory
 from gatepass.dataplane.http.writer import ClientDisconnected, ResponseWriter
 
 __all__ = [
@@ -124,9 +124,7 @@ async def start_server(
     loop = asyncio.get_running_loop()
     ctx = ServerContext(handler, limits, error_body, allow_connect)
 
-    def factory() -> asyncio.BaseProtocol:  # a ServerConnection: a protocol by its methods
-        return cast(asyncio.BaseProtocol, ServerConnection(ctx))
-
+    factory = protocol_factory(lambda: ServerConnection(ctx))
     if sock is not None:
         server = await loop.create_server(factory, sock=sock, backlog=backlog)
     else:

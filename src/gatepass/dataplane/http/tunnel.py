@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar, cast
 
+from gatepass.dataplane.http.wire import protocol_factory
 from gatepass.errors import UpstreamConnectError, UpstreamConnectTimeoutError
 
 __all__ = ["Tunnel", "TunnelStats", "TunnelUpstream", "connect_address"]
@@ -49,7 +50,7 @@ async def connect_address(address: str, port: int, factory: Callable[[], P], *, 
         async with asyncio.timeout(timeout):
             # AI_NUMERICHOST: the resolver may parse the address but never look a name up.
             _, protocol = await loop.create_connection(
-                cast("Callable[[], asyncio.BaseProtocol]", factory), str(ip), port, flags=socket.AI_NUMERICHOST
+                protocol_factory(factory), str(ip), port, flags=socket.AI_NUMERICHOST
             )
     except TimeoutError as exc:
         raise UpstreamConnectTimeoutError(

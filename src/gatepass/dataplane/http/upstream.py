@@ -45,8 +45,7 @@ class StaleConnectionError(UpstreamProtocolError):
 class UpstreamConnection:
     """One keep-alive connection to an upstream origin; one exchange at a time.
 
-    An asyncio protocol by its methods, not by subclassing ``asyncio.Protocol``: the loop only calls
-    them, and a plain class is a native one in the compiled build (fast attribute access)."""
+    An asyncio protocol by its methods (see :func:`~gatepass.dataplane.http.wire.protocol_factory`)."""
 
     def __init__(
         self,
@@ -226,8 +225,9 @@ class UpstreamConnection:
     def eof_received(self) -> bool:
         return False
 
+    # Requests are written whole and the transport buffers what the socket does not take yet.
     def pause_writing(self) -> None:
-        """Requests are small and written whole; the transport buffers what the socket does not take."""
+        pass
 
     def resume_writing(self) -> None:
         pass

@@ -2,15 +2,17 @@
 
 Status lines, the statuses that carry no body, the checks that keep a header from splitting a
 message (a CR or LF in a name or value would let a caller inject headers), and the strict reading
-of ``Content-Length`` that both directions use. Nothing here does I/O.
+of ``Content-Length`` that both directions use; and how their protocol classes are handed to the
+event loop. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Final
+from typing import Final, cast
 
 __all__ = [
     "FRAMING_HEADERS",
@@ -20,6 +22,7 @@ __all__ = [
     "encode_headers",
     "lower_name",
     "parse_content_length",
+    "protocol_factory",
     "reason_phrase",
     "status_line",
 ]
@@ -114,3 +117,11 @@ def parse_content_length(value: bytes) -> int | None:
     if not value or not value.isdigit() or len(value) > 18:
         return None
     return int(value)
+
+
+def protocol_factory(factory: Callable[[], object]) -> Callable[[], asyncio.BaseProtocol]:
+    """``factory`` typed as the event loop wants it.
+
+    The connection classes are protocols by their methods, not ``asyncio.Protocol`` subclasses (a
+    plain class is a native one in the compiled build); the loop only calls those methods."""
+    return cast("Callable[[], asyncio.BaseProtocol]", factory)
