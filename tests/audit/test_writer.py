@@ -1,4 +1,9 @@
-"""AsyncAuditWriter: group commit for concurrent callers, durability before return, failures."""
+"""AsyncAuditWriter: group commit for concurrent callers, durability before return, failures.
+
+Most tests run twice: with the fdatasync handed to the kernel (Linux AIO, the default on Linux)
+and in the writer's helper thread (the fallback). ``on_fsync`` replaces the fdatasync on both
+paths, so the same test controls either.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from caio.linux_aio_asyncio import AsyncioContext
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gatepass.audit import AsyncAuditWriter, AuditLog, AuditRecord, verify_directory
@@ -21,47 +27,62 @@ from .helpers import event
 OpenLog = Callable[..., AuditLog]
 
 
-def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """After each fsync of the log file, the highest seq it made durable (everything written before it).
+@pytest.fixture(params=["kernel", "thread"])
+def kernel(request: pytest.FixtureRequest) -> bool:
+    """Where the writer's fdatasyncs run: handed to the kernel (True) or in its helper thread."""
+    return bool(request.param == "kernel")
 
-    It wraps the fsync the log calls (looked up per call), so it also sees one replaced before it."""
+
+FsyncHook = Callable[[int, Callable[[], None]], None]
+
+
+def on_fsync(monkeypatch: pytest.MonkeyPatch, hook: FsyncHook, *, kernel_sleep: float = 0.0) -> None:
+    """Run ``hook(fd, do_it)`` in place of each fdatasync (or fsync) on either path; ``do_it()``
+    makes the real one. On the kernel path the real one is awaited after ``hook`` returned, and
+    ``kernel_sleep`` seconds pass (on the loop) before it is submitted."""
+    for name in ("fsync", "fdatasync"):
+        real = getattr(os, name, os.fsync)
+
+        def in_thread(fd: int, real: Callable[[int], None] = real) -> None:
+            hook(fd, lambda: real(fd))
+
+        monkeypatch.setattr(os, name, in_thread, raising=False)
+    real_fdsync = AsyncioContext.fdsync
+
+    async def in_kernel(self: AsyncioContext, fd: int) -> None:
+        if kernel_sleep:
+            await asyncio.sleep(kernel_sleep)
+        done: list[bool] = []
+        hook(fd, lambda: done.append(True))
+        if done:
+            await real_fdsync(self, fd)
+
+    monkeypatch.setattr(AsyncioContext, "fdsync", in_kernel)
+
+
+def track_durable(log: AuditLog, monkeypatch: pytest.MonkeyPatch, slow: float = 0.0) -> list[int]:
+    """After each fsync of the log file, the highest seq it made durable (everything written before
+    it); each fsync takes ``slow`` seconds more."""
     synced: list[int] = []
-    real_fsync = os.fsync
-    real_fdatasync = getattr(os, "fdatasync", os.fsync)
 
-    def tracking(real: Callable[[int], None]) -> Callable[[int], None]:
-        def fsync(fd: int) -> None:
-            covered = log._seq  # set only after its record was written, so written before this fsync
-            real(fd)
-            if fd == log._log_fd:
-                synced.append(covered)
+    def track(fd: int, do_it: Callable[[], None]) -> None:
+        covered = log._seq  # set only after its record was written, so written before this fsync
+        if slow and threading.current_thread() is not threading.main_thread():
+            time.sleep(slow)  # in the writer's helper thread, never on the event loop
+        do_it()
+        if fd == log._log_fd:
+            synced.append(covered)
 
-        return fsync
-
-    monkeypatch.setattr(os, "fsync", tracking(real_fsync))
-    monkeypatch.setattr(os, "fdatasync", tracking(real_fdatasync), raising=False)
+    on_fsync(monkeypatch, track, kernel_sleep=slow)
     return synced
 
 
-def slow_fsync(monkeypatch: pytest.MonkeyPatch, seconds: float = 0.005) -> None:
-    real_fsync = os.fsync
-
-    def fsync(fd: int) -> None:
-        time.sleep(seconds)  # in the writer's worker thread, never on the event loop
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", fsync)
-
-    monkeypatch.setattr(os, "fdatasync", fsync, raising=False)  # the log syncs its data with it
-
-
 async def test_concurrent_writes_are_batched_durable_and_chained(
-    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, kernel: bool
 ) -> None:
     log = open_log()
-    slow_fsync(monkeypatch)
-    durable = track_durable(log, monkeypatch)
-    writer = AsyncAuditWriter(log)
+    durable = track_durable(log, monkeypatch, slow=0.005)
+    writer = AsyncAuditWriter(log, kernel_sync=kernel)
     before = log.fsync_count
 
     async def one(i: int) -> AuditRecord:
@@ -78,36 +99,35 @@ async def test_concurrent_writes_are_batched_durable_and_chained(
     # A round may find its records fsynced already by the round before (written while that one's
     # thread was waking up): its sync() is a no-op without an fsync.
     assert writer.syncs >= len(durable) == fsyncs and writer.batches >= fsyncs
+    assert writer.sync_method == ("kernel" if kernel else "thread")
     assert sorted(list(log.iter_records()), key=lambda r: r.seq) == sorted(records, key=lambda r: r.seq)
     await writer.close()
     report = verify_directory(log_dir, key.public_key())
     assert report.ok and report.records == 200 and report.last_checkpoint_seq == 200
 
 
-async def test_the_writes_of_one_loop_turn_are_one_batch(open_log: OpenLog) -> None:
+async def test_the_writes_of_one_loop_turn_are_one_batch(open_log: OpenLog, kernel: bool) -> None:
     log = open_log()
-    writer = AsyncAuditWriter(log)
+    writer = AsyncAuditWriter(log, kernel_sync=kernel)
     before = log.fsync_count
     await asyncio.gather(*(writer.write(event(i)) for i in range(100)))
     assert writer.batches == 1 and writer.syncs == 1 and log.fsync_count - before == 1
 
 
 async def test_a_failed_batch_fails_every_waiter_and_the_writer_goes_on(
-    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+    log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, kernel: bool
 ) -> None:
     log = open_log()
-    writer = AsyncAuditWriter(log)
-    real_fsync = os.fsync
+    writer = AsyncAuditWriter(log, kernel_sync=kernel)
     failures = iter([True])
 
-    def fsync_failing_once(fd: int) -> None:
+    def fsync_failing_once(fd: int, do_it: Callable[[], None]) -> None:
         if next(failures, False):
-            raise OSError(errno.EIO, "Input/output error")
-        real_fsync(fd)
+            # caio reports a failed operation as SystemError(strerror)
+            raise OSError(errno.EIO, "Input/output error") if not kernel else SystemError("Input/output error")
+        do_it()
 
-    monkeypatch.setattr(os, "fsync", fsync_failing_once)
-
-    monkeypatch.setattr(os, "fdatasync", fsync_failing_once, raising=False)  # the log syncs its data with it
+    on_fsync(monkeypatch, fsync_failing_once)
     results = await asyncio.gather(*(writer.write(event(i)) for i in range(10)), return_exceptions=True)
     assert writer.syncs == 1  # all ten waited on the one fsync that failed
     assert all(isinstance(r, AuditWriteError) for r in results)
@@ -136,20 +156,18 @@ async def test_an_unrecordable_event_fails_only_its_caller(open_log: OpenLog) ->
 
 
 async def test_the_event_loop_runs_while_a_batch_is_written(open_log: OpenLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The helper thread's fsync (the kernel path has no blocking call to wait on)."""
     log = open_log()
-    writer = AsyncAuditWriter(log)
-    real_fsync = os.fsync
+    writer = AsyncAuditWriter(log, kernel_sync=False)
     loop_ran = threading.Event()
 
-    def fsync_waiting_for_the_loop(fd: int) -> None:
+    def fsync_waiting_for_the_loop(fd: int, do_it: Callable[[], None]) -> None:
         # Deadlocks (then fails after 10 s) if the write blocked the event loop.
         if not loop_ran.wait(timeout=10):
             raise OSError(errno.ETIMEDOUT, "the event loop was blocked")
-        real_fsync(fd)
+        do_it()
 
-    monkeypatch.setattr(os, "fsync", fsync_waiting_for_the_loop)
-
-    monkeypatch.setattr(os, "fdatasync", fsync_waiting_for_the_loop, raising=False)  # the log syncs its data with it
+    on_fsync(monkeypatch, fsync_waiting_for_the_loop)
     pending = asyncio.ensure_future(writer.write(event()))
     for _ in range(1000):
         await asyncio.sleep(0.001)
@@ -160,9 +178,9 @@ async def test_the_event_loop_runs_while_a_batch_is_written(open_log: OpenLog, m
     assert record.seq == 1
 
 
-async def test_flush_and_close(log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog) -> None:
+async def test_flush_and_close(log_dir: Path, key: Ed25519PrivateKey, open_log: OpenLog, kernel: bool) -> None:
     log = open_log()
-    writer = AsyncAuditWriter(log)
+    writer = AsyncAuditWriter(log, kernel_sync=kernel)
     await writer.flush()  # nothing pending: returns at once
     tasks = [asyncio.ensure_future(writer.write(event(i))) for i in range(5)]
     await asyncio.sleep(0)
@@ -179,9 +197,9 @@ async def test_flush_and_close(log_dir: Path, key: Ed25519PrivateKey, open_log: 
     assert writer.log is log
 
 
-async def test_write_durability_fsyncs_soon_after_each_write(open_log: OpenLog) -> None:
+async def test_write_durability_fsyncs_soon_after_each_write(open_log: OpenLog, kernel: bool) -> None:
     log = open_log()
-    writer = AsyncAuditWriter(log, durable=False, sync_interval=0.005)
+    writer = AsyncAuditWriter(log, durable=False, sync_interval=0.005, kernel_sync=kernel)
     before = log.fsync_count
     await writer.write(event(0))  # returns once written, before any fsync
     for _ in range(200):
@@ -201,24 +219,53 @@ async def test_write_durability_fsyncs_soon_after_each_write(open_log: OpenLog) 
 
 
 async def test_an_unexpected_fsync_failure_refuses_its_waiters(
-    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, kernel: bool
 ) -> None:
     log = open_log()
-    writer = AsyncAuditWriter(log)
+    writer = AsyncAuditWriter(log, kernel_sync=kernel)
     failures = iter([True])
-    real_fsync, real_fdatasync = os.fsync, getattr(os, "fdatasync", os.fsync)
 
-    def failing_once(real: Callable[[int], None]) -> Callable[[int], None]:
-        def fsync(fd: int) -> None:
-            if next(failures, False):
-                raise RuntimeError("a bug, not an OSError")
-            real(fd)
+    def failing_once(fd: int, do_it: Callable[[], None]) -> None:
+        if next(failures, False):
+            raise RuntimeError("a bug, not an OSError")
+        do_it()
 
-        return fsync
-
-    monkeypatch.setattr(os, "fsync", failing_once(real_fsync))
-    monkeypatch.setattr(os, "fdatasync", failing_once(real_fdatasync), raising=False)
+    on_fsync(monkeypatch, failing_once)
     results = await asyncio.gather(*(writer.write(event(i)) for i in range(3)), return_exceptions=True)
     assert all(isinstance(r, AuditWriteError) for r in results)  # fail closed, never hang
     assert (await writer.write(event(3))).seq == 5  # 1-3, the note that they were not fsynced, then this
+    await writer.close()
+
+
+async def test_on_linux_the_fdatasync_is_handed_to_the_kernel(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default no thread of the process takes part: the kernel does the fdatasync (Linux AIO)
+    and its completion arrives on the event loop. (Linux only: gatepass's platform.)"""
+    log = open_log()
+    durable = track_durable(log, monkeypatch)
+    writer = AsyncAuditWriter(log)
+    for i in range(3):
+        record = await writer.write(event(i))
+        assert durable and record.seq <= max(durable)
+    assert writer.sync_method == "kernel"
+    assert not writer._syncer._alive  # its helper thread never started
+    await writer.close()
+
+
+async def test_without_linux_aio_a_helper_thread_fsyncs(
+    open_log: OpenLog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_aio(self: AsyncioContext, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSYS, "Function not implemented")  # a sandbox that forbids io_setup
+
+    monkeypatch.setattr(AsyncioContext, "__init__", no_aio)
+    log = open_log()
+    durable = track_durable(log, monkeypatch)
+    writer = AsyncAuditWriter(log)
+    with caplog.at_level("INFO", logger="gatepass.audit"):
+        records = [await writer.write(event(i)) for i in range(3)]
+    assert writer.sync_method == "thread"
+    assert all(record.seq <= max(durable) for record in records)
+    assert "helper thread" in caplog.text and "Function not implemented" in caplog.text
     await writer.close()

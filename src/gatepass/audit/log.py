@@ -161,19 +161,40 @@ class AuditLog:
     def sync(self) -> bool:
         """Fsync what non-durable appends wrote; True if there was something to sync. The lock is
         not held during the fsync, so appends go on meanwhile."""
+        fd = self.begin_sync()
+        if fd is None:
+            return False
+        try:
+            _sync_data(fd)  # counted by begin_sync
+        except OSError as exc:
+            self.sync_failed()
+            raise self._error("sync", exc) from exc
+        return True
+
+    def begin_sync(self) -> int | None:
+        """For an fsync made elsewhere (see :class:`~gatepass.audit.AsyncAuditWriter`): the log
+        file's descriptor to fdatasync, or None if nothing written is waiting for one. Every record
+        written so far counts as synced once that fdatasync succeeds; if it fails, call
+        :meth:`sync_failed`."""
         with self._mutex:
             self._check_open()
             if not self._unsynced:
-                return False
+                return None
             self._unsynced = False
-            fd = self._log_fd
-        try:
-            self._fsync(fd)
-        except OSError as exc:
-            with self._mutex:
-                self._unsynced = True
-            raise self._error("sync", exc) from exc
-        return True
+            self.fsync_count += 1
+            return self._log_fd
+
+    def sync_failed(self) -> None:
+        """The fdatasync of :meth:`begin_sync` failed: what it covered is still waiting for one."""
+        with self._mutex:
+            self._unsynced = True
+
+    def sync_error(self, exc: BaseException) -> AuditWriteError:
+        """The error to report for a failed fdatasync made elsewhere (see :meth:`begin_sync`)."""
+        if isinstance(exc, OSError):
+            return self._error("sync", exc)
+        # caio reports a failed operation as SystemError(strerror).
+        return self._error("sync", OSError(0, str(exc) or type(exc).__name__))
 
     def checkpoint(self) -> Checkpoint | None:
         """Sign and write a checkpoint of the last record now, unless one already covers it."""

@@ -3,13 +3,20 @@
 The records of one turn of the event loop are encoded and written to the file together, on the
 loop (one short ``write``), so the loop never waits on another thread for that work. Then:
 
-- ``fsync`` durability (``durable=True``): a worker thread fsyncs the file, and each
-  ``await writer.write(event)`` returns once an fsync has covered its record. Records written while
-  an fsync is under way wait for the next one, together: one fsync per group, however many
-  requests are waiting, and the worker thread does no Python work but the fsync itself.
+- ``fsync`` durability (``durable=True``): each ``await writer.write(event)`` returns once an
+  fdatasync has covered its record. Records written while an fdatasync is under way wait for the
+  next one, together: one fdatasync per group, however many requests are waiting.
 - ``write`` durability (``durable=False``): ``write()`` returns as soon as the record is in the
-  file (safe from a crash of the gateway); the worker fsyncs within ``sync_interval`` seconds. A
+  file (safe from a crash of the gateway); it is fdatasynced within ``sync_interval`` seconds. A
   power cut can lose that interval. No checkpoint ever covers a record before it is fsynced.
+
+Where the fdatasync runs: on Linux it is handed to the kernel (Linux AIO, through ``caio``), which
+runs it in a kernel worker and signals its completion on an eventfd the event loop watches. No
+thread of this process takes part, so the loop never hands the GIL over for it: a helper thread
+needs the GIL after each fsync, and while the loop is busy every callback's release of the GIL
+wakes that waiting thread again (tens of futile wake-ups per fsync). Where Linux AIO cannot be
+used (another system, a sandbox that forbids ``io_setup``), a helper thread of the writer's own
+does the fdatasync.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from typing import Protocol
 
 from gatepass.errors import AuditWriteError
 
@@ -32,6 +40,22 @@ _log = logging.getLogger("gatepass.audit")
 _Waiter = tuple[AuditEvent, "asyncio.Future[AuditRecord]"]
 
 
+class _Aio(Protocol):
+    """What the writer uses of caio's Linux AIO context."""
+
+    def fdsync(self, fd: int) -> Awaitable[object]: ...
+
+    def close(self) -> None: ...
+
+
+def _linux_aio(loop: asyncio.AbstractEventLoop) -> _Aio:
+    """A Linux AIO context whose completions arrive on ``loop``; raises where there is none."""
+    from caio.linux_aio_asyncio import AsyncioContext  # ImportError: not Linux, or no caio
+
+    factory: Callable[..., _Aio] = AsyncioContext
+    return factory(max_requests=4, loop=loop)
+
+
 class AsyncAuditWriter:
     """Group commit of :meth:`write` calls into :meth:`AuditLog.append` and :meth:`AuditLog.sync`.
 
@@ -40,12 +64,16 @@ class AsyncAuditWriter:
     the log: :meth:`close` flushes and checkpoints but leaves the log open. :attr:`batches` counts the
     writes handed to the log (failed ones included), :attr:`syncs` the fsyncs.
 
-    The fsyncs run in a thread of the writer's own (:class:`_SyncThread`), woken by releasing a
-    lock, which answers on the loop with ``call_soon_threadsafe``: per fsync the loop makes one call
-    and runs one callback, with no task, executor or future in between.
+    The fdatasyncs are submitted to the kernel (see the module docstring) unless ``kernel_sync`` is
+    False or Linux AIO cannot be set up; then they run in a thread of the writer's own
+    (:class:`_SyncThread`), woken by releasing a lock, which answers on the loop with
+    ``call_soon_threadsafe``. :attr:`sync_method` says which ("kernel" or "thread") once the first
+    fdatasync has started.
     """
 
-    def __init__(self, log: AuditLog, *, durable: bool = True, sync_interval: float = 0.01) -> None:
+    def __init__(
+        self, log: AuditLog, *, durable: bool = True, sync_interval: float = 0.01, kernel_sync: bool = True
+    ) -> None:
         self._log = log
         self._durable = durable
         self._sync_interval = sync_interval
@@ -60,6 +88,10 @@ class AsyncAuditWriter:
         self._sync_round: asyncio.Future[None] | None = None  # the fsync under way
         self._sync_timer: asyncio.TimerHandle | None = None  # the next fsync (``write`` durability)
         self._syncer = _SyncThread(self._fsync_in_thread)
+        self._kernel_sync = kernel_sync
+        self._aio: _Aio | None = None  # for self._aio_loop
+        self._aio_loop: asyncio.AbstractEventLoop | None = None
+        self.sync_method = ""
         self._closed = False
         self.batches = 0
         self.syncs = 0
@@ -127,7 +159,55 @@ class AsyncAuditWriter:
         self._sync_round = self._loop.create_future()
         self._sync_loop = self._loop  # the loop to answer on (a later write may come from another)
         self.syncs += 1
-        self._syncer.run()
+        aio = self._aio_context(self._loop)
+        if aio is None:
+            self.sync_method = "thread"
+            self._syncer.run()
+            return
+        self.sync_method = "kernel"
+        try:
+            fd = self._log.begin_sync()
+        except AuditWriteError as exc:
+            self._loop.call_soon(self._synced, exc)
+            return
+        if fd is None:  # an earlier fdatasync covered everything written so far
+            self._loop.call_soon(self._synced, None)
+        else:
+            self._loop.create_task(self._fdatasync_in_kernel(aio, fd))
+
+    def _aio_context(self, loop: asyncio.AbstractEventLoop) -> _Aio | None:
+        """The Linux AIO context for ``loop`` (made on first use), or None: use the thread."""
+        if not self._kernel_sync:
+            return None
+        if self._aio is not None and self._aio_loop is loop:
+            return self._aio
+        self._close_aio()
+        try:
+            self._aio, self._aio_loop = _linux_aio(loop), loop
+        except Exception as exc:  # no Linux AIO here (ENOSYS, EPERM in a sandbox, aio-max-nr reached)
+            _log.info("audit: fdatasync runs in a helper thread; Linux AIO is not available (%s)", exc)
+            self._kernel_sync = False
+            return None
+        return self._aio
+
+    def _close_aio(self) -> None:
+        if self._aio is not None:
+            aio, self._aio, self._aio_loop = self._aio, None, None
+            with suppress(Exception):  # its loop may be closed already
+                aio.close()
+
+    async def _fdatasync_in_kernel(self, aio: _Aio, fd: int) -> None:
+        """Wait for the kernel's fdatasync of ``fd`` (begun by :meth:`AuditLog.begin_sync`), then report."""
+        error: BaseException | None = None
+        try:
+            await aio.fdsync(fd)
+        except asyncio.CancelledError:
+            self._log.sync_failed()
+            raise
+        except BaseException as exc:
+            self._log.sync_failed()
+            error = self._log.sync_error(exc)
+        self._synced(error)
 
     def _fsync_in_thread(self) -> None:
         """The thread's job: fsync the log, then tell the loop how it went."""
@@ -201,6 +281,7 @@ class AsyncAuditWriter:
         self._closed = True
         await self.flush()
         self._syncer.stop()
+        self._close_aio()
         await asyncio.to_thread(self._log.checkpoint)
 
 
