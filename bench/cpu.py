@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import shutil
 import signal
@@ -28,15 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import LUA, MODEL, bench_home, build_description, free_port, serve_args, wait_port
-
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of every thread of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime (fields 14 and 15 of stat)
+from gateway import LUA, MODEL, bench_home, build_description, cpu_seconds, free_port, serve_args, wait_port
 
 
 def run_wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[int, float, float]:

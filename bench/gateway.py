@@ -181,6 +181,7 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    done = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     median = re.search(r"\s50%\s+([\d.]+)(us|ms|s)", out)
     assert median is not None, out
     factor = {"us": 1e-3, "ms": 1.0, "s": 1000.0}[median.group(2)]
@@ -188,10 +189,28 @@ def wrk(url: str, script: Path, connections: int, duration: int) -> dict[str, fl
     errors = re.search(r"Socket errors: .*", out)
     return {
         "rps": rps,
+        "requests": float(done),
         "p50_ms": float(median.group(1)) * factor,
         "non_2xx": float(bad.group(1)) if bad else 0.0,
         "socket_errors": 1.0 if errors else 0.0,
     }
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of every thread of ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def wrk_cpu(pid: int, url: str, script: Path, connections: int, duration: int) -> dict[str, float]:
+    """:func:`wrk`, plus the CPU time process ``pid`` spent per completed request (µs, user + system)."""
+    before = sum(cpu_seconds(pid))
+    result = wrk(url, script, connections, duration)
+    result["cpu_us"] = (sum(cpu_seconds(pid)) - before) / max(result["requests"], 1.0) * 1e6
+    return result
 
 
 def ttfb(port: int, path: str, key: str, n: int = 300) -> float:
@@ -279,7 +298,7 @@ def main() -> None:
             rounds.append(
                 {
                     "direct": wrk(direct_url, script, args.connections, args.duration),
-                    "gatepass": wrk(gw_url, script, args.connections, args.duration),
+                    "gatepass": wrk_cpu(gateway.pid, gw_url, script, args.connections, args.duration),
                     "direct_c1": wrk(direct_url, script, 1, args.duration),
                     "gatepass_c1": wrk(gw_url, script, 1, args.duration),
                     "stream_direct": {"s": ttfb(up_port, "/v1/messages", key)},
@@ -321,6 +340,10 @@ def main() -> None:
         ("rounds (median, and range when more than one)", str(args.repeat)),
         ("requests/s, direct to the fake upstream", spread(each("direct", "rps"), "{:,.0f}")),
         (f"requests/s through gatepass ({args.connections} connections)", spread(each("gatepass", "rps"), "{:,.0f}")),
+        (
+            f"gateway CPU per request ({args.connections} connections, user + system)",
+            spread(each("gatepass", "cpu_us"), "{:.0f} µs"),
+        ),
         ("median latency at 1 connection, direct", spread(each("direct_c1", "p50_ms"), "{:.3f} ms")),
         ("median latency at 1 connection, through gatepass", spread(each("gatepass_c1", "p50_ms"), "{:.3f} ms")),
         ("latency added by gatepass (median, 1 connection)", spread(added, "{:.3f} ms")),
