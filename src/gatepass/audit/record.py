@@ -102,11 +102,11 @@ def _check_json(value: object, where: str) -> None:
 
 
 def _check_meta(meta: Mapping[str, object]) -> None:
-    if not isinstance(meta, Mapping):
+    if type(meta) is dict:
+        if _plain(meta):  # every request's record: str keys and scalar values other than float
+            return
+    elif not isinstance(meta, Mapping):
         raise TypeError(f"audit meta must be a mapping, not {type(meta).__name__}")
-    # Fast path (every request's record): str keys and scalar values other than float.
-    if type(meta) is dict and _plain(meta):
-        return
     for key, value in meta.items():
         if type(key) is not str:
             raise TypeError(f"audit meta: keys must be str, not {type(key).__name__}")
@@ -145,7 +145,15 @@ class AuditEvent:
 
 def check_event(event: AuditEvent | AuditRecord) -> None:
     """Check again that ``event`` can be recorded (its ``meta`` may have been changed in place)."""
-    _check_event_fields((event.actor, event.action, event.target, event.decision, event.reason))
+    actor, action, target, decision, reason = event.actor, event.action, event.target, event.decision, event.reason
+    if (
+        type(actor) is not str
+        or type(action) is not str
+        or type(target) is not str
+        or type(decision) is not str
+        or type(reason) is not str
+    ):
+        _check_event_fields((actor, action, target, decision, reason))  # raises, naming the field
     _check_meta(event.meta)
 
 
