@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,17 @@ class Setup:
         result = self.gp("audit", "tail", "-n", str(n), "--action", action, "--json")
         assert result.code == 0, result
         return json.loads(result.out)  # type: ignore[no-any-return]
+
+    def audit_streamed(self, count: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The request records once there are ``count`` of them. A streaming SDK may stop reading
+        at its last event (OpenAI's stops at ``[DONE]`` and closes) and so return before the end of
+        the body, which is what the gateway holds back until the record is written; the record
+        then lands a moment after the SDK returned."""
+        deadline = time.monotonic() + timeout
+        while len(records := self.audit()) < count:
+            assert time.monotonic() < deadline, f"{len(records)} request records after {timeout} s, not {count}"
+            time.sleep(0.02)
+        return records
 
     def spend(self) -> dict[str, Any]:
         result = self.gp("spend", "--json")

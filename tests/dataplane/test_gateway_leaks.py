@@ -186,7 +186,8 @@ def test_a_vault_secret_echoed_by_the_provider_is_redacted_in_json_and_in_stream
     )
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert streamed == "Your key is [REDACTED:openai-main]."
-    assert all(r["meta"].get("response_redacted") == 1 for r in _records(setup)[-2:])
+    records = setup.audit_streamed(3)  # the question, then the two streams
+    assert len(records) == 3 and all(r["meta"].get("response_redacted") == 1 for r in records)
 
 
 def test_a_compressed_body_the_guard_cannot_read_is_refused(setup: Setup) -> None:

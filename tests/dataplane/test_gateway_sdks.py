@@ -53,7 +53,7 @@ def test_anthropic_stream_is_passed_through_and_metered(setup: Setup) -> None:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "".join(wire.reply_tokens(final.usage.output_tokens))
-    (record,) = setup.audit()
+    (record,) = setup.audit_streamed()
     assert record["meta"]["stream"] is True
     assert record["meta"]["output_tokens"] == final.usage.output_tokens
     usage = Usage(final.usage.input_tokens, final.usage.output_tokens)
@@ -85,7 +85,7 @@ def test_openai_chat_stream_without_usage_gets_no_usage_chunk_but_is_metered(set
     )
     assert chunks and all(c.usage is None for c in chunks)
     assert setup.fake.requests[-1].json()["stream_options"] == {"include_usage": True}
-    (record,) = setup.audit()
+    (record,) = setup.audit_streamed()
     assert record["meta"]["cost_micros"] > 0 and record["meta"]["output_tokens"] > 0
 
 
