@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import LUA, MODEL, bench_home, build_description, cpu_seconds, free_port, serve_args, wait_port
+from gateway import LUA, MODEL, bench_home, build_description, cpu_seconds, free_port, serve_args, stop_all, wait_port
 
 
 def run_wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[int, float, float]:
@@ -176,12 +176,7 @@ def main() -> None:
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=120)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+        stop_all(procs, home)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway import free_port, serve_args, set_durability, wait_port  # bench/gateway.py, beside this script
+from gateway import free_port, serve_args, set_durability, stop_all, wait_port  # bench/gateway.py, beside this script
 
 from gatepass.control import agents, egress, keys
 from gatepass.control.app import Gatepass, init_home
@@ -141,11 +140,7 @@ def main() -> None:
         )
         fs = filesystem(home)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        stop_all(procs, root)
 
     def ms(values: list[float], q: int) -> float:
         return statistics.quantiles(values, n=100)[q - 1] * 1000 if q != 50 else statistics.median(values) * 1000

@@ -30,21 +30,42 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httptools
 import uvloop
-from gateway import LUA, MODEL, bench_home, build_description, free_port, serve_args, wait_port, wrk_cpu
+from gateway import LUA, MODEL, bench_home, build_description, free_port, serve_args, stop_all, wait_port, wrk_cpu
 
 
-class _Upstream:
-    """One kept-alive connection to the fake upstream; one request at a time."""
+class _Http:
+    """An asyncio protocol that feeds what it receives to an httptools parser, collecting bodies."""
 
-    def __init__(self, pool: list[_Upstream]) -> None:
-        self.pool = pool
+    parser: httptools.HttpRequestParser | httptools.HttpResponseParser
+
+    def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.body: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
+
+    def eof_received(self) -> None:
+        return None
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed_data(data)
+
+    def on_message_begin(self) -> None:
+        self.body = []
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+
+class _Upstream(_Http):
+    """One kept-alive connection to the fake upstream; one request at a time."""
+
+    def __init__(self, pool: list[_Upstream]) -> None:
+        super().__init__()
+        self.pool = pool
+        self.parser: httptools.HttpResponseParser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self in self.pool:
@@ -52,56 +73,28 @@ class _Upstream:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionError("upstream closed"))
 
-    def eof_received(self) -> None:
-        return None
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_message_begin(self) -> None:
-        self.body = []
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
     def on_message_complete(self) -> None:
         waiter, self.waiter = self.waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result((self.parser.get_status_code(), b"".join(self.body)))
 
 
-class _Client:
+class _Client(_Http):
     """A client connection of the floor proxy."""
 
     def __init__(self, upstream_port: int, pool: list[_Upstream]) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.pool = pool
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
         self.url = b""
-        self.body: list[bytes] = []
         self.tasks: set[asyncio.Task[None]] = set()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass asyncio's
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
 
-    def eof_received(self) -> None:
-        return None
-
-    def data_received(self, data: bytes) -> None:
-        self.parser.feed_data(data)
-
-    def on_message_begin(self) -> None:
-        self.body = []
-
     def on_url(self, url: bytes) -> None:
         self.url = url
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
 
     def on_message_complete(self) -> None:
         task = asyncio.get_running_loop().create_task(self.forward(self.url, b"".join(self.body)))
@@ -113,7 +106,9 @@ class _Client:
         if self.pool:
             up = self.pool.pop()
         else:
-            _, up = await loop.create_connection(lambda: _Upstream(self.pool), "127.0.0.1", self.upstream_port)
+            _, up = await loop.create_connection(  # type: ignore[type-var]  # a protocol by its methods
+                lambda: _Upstream(self.pool), "127.0.0.1", self.upstream_port
+            )
         assert up.transport is not None
         up.waiter = loop.create_future()
         path = url.removeprefix(b"/anthropic")
@@ -179,12 +174,7 @@ def main() -> None:
             rows["gatepass"].append(wrk_cpu(gateway.pid, gw_url, script, args.connections, args.duration))
             time.sleep(0.5)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+        stop_all(procs, home)
 
     def median(name: str, field: str) -> float:
         return statistics.median(r[field] for r in rows[name])

@@ -104,6 +104,16 @@ def bench_home(
     return root, env, up_port, key
 
 
+def stop_all(procs: list[subprocess.Popen[bytes]], folder: Path | None) -> None:
+    """Kill what is still running of ``procs`` and remove the throw-away ``folder``."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def wait_port(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -314,12 +324,7 @@ def main() -> None:
             [sys.executable, "-m", "gatepass", "audit", "verify"], env=env, capture_output=True, text=True
         )
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+        stop_all(procs, home)
 
     def spread(values: list[float], fmt: str) -> str:
         """The value, or with several rounds their median and range."""

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gateway import MODEL, bench_home, wait_port
+from gateway import MODEL, bench_home, stop_all, wait_port
 
 from gatepass.control.app import Gatepass
 from gatepass.control.serve import GatewayService
@@ -145,11 +144,7 @@ def main() -> None:
             app.close()
     finally:
         loop.close()
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        if home is not None:
-            shutil.rmtree(home, ignore_errors=True)
+        stop_all(procs, home)
 
 
 def patch_status() -> None:

@@ -102,10 +102,9 @@ def _check_json(value: object, where: str) -> None:
 
 
 def _check_meta(meta: Mapping[str, object]) -> None:
-    if type(meta) is dict:
-        if _plain(meta):  # every request's record: str keys and scalar values other than float
-            return
-    elif not isinstance(meta, Mapping):
+    if _is_flat(meta):  # every request's record: str keys and scalar values other than float
+        return
+    if not isinstance(meta, Mapping):
         raise TypeError(f"audit meta must be a mapping, not {type(meta).__name__}")
     for key, value in meta.items():
         if type(key) is not str:

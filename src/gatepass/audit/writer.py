@@ -91,6 +91,7 @@ class AsyncAuditWriter:
         self._kernel_sync = kernel_sync
         self._aio: _Aio | None = None  # for self._aio_loop
         self._aio_loop: asyncio.AbstractEventLoop | None = None
+        self._sync_task: asyncio.Task[None] | None = None  # the kernel fdatasync under way
         self.sync_method = ""
         self._closed = False
         self.batches = 0
@@ -173,7 +174,8 @@ class AsyncAuditWriter:
         if fd is None:  # an earlier fdatasync covered everything written so far
             self._loop.call_soon(self._synced, None)
         else:
-            self._loop.create_task(self._fdatasync_in_kernel(aio, fd))
+            # Held until it ends: the loop keeps only a weak reference to a task.
+            self._sync_task = self._loop.create_task(self._fdatasync_in_kernel(aio, fd))
 
     def _aio_context(self, loop: asyncio.AbstractEventLoop) -> _Aio | None:
         """The Linux AIO context for ``loop`` (made on first use), or None: use the thread."""
@@ -207,6 +209,7 @@ class AsyncAuditWriter:
         except BaseException as exc:
             self._log.sync_failed()
             error = self._log.sync_error(exc)
+        self._sync_task = None
         self._synced(error)
 
     def _fsync_in_thread(self) -> None:
