@@ -21,7 +21,7 @@ COMPILED = """
     dataplane/refusal dataplane/spend dataplane/stages dataplane/state
     dataplane/http/client dataplane/http/connection dataplane/http/messages dataplane/http/reader
     dataplane/http/response dataplane/http/upstream dataplane/http/wire dataplane/http/writer
-    keyformat model units
+    credpatterns keyformat model units
     leakguard/literals leakguard/scanner leakguard/stream leakguard/variants
     metering/counters metering/prices metering/ratelimit
     policy/decision

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Final, assert_never
 
 from gatepass.errors import InvalidInputError
@@ -26,9 +28,14 @@ __all__ = [
     "parse_duration",
     "parse_usd",
     "period_start",
+    "utcnow",
 ]
 
 MICROS_PER_USD: Final = 1_000_000
+
+#: The current time, timezone-aware in UTC: the default clock of the gateway, the audit log and the
+#: control plane. A partial of ``datetime.now``, so a call runs no Python frame (several per request).
+utcnow: Final[Callable[[], datetime]] = partial(datetime.now, UTC)
 _MAX_USD: Final = Decimal(1_000_000_000)
 
 _UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

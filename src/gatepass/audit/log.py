@@ -27,6 +27,7 @@ from types import TracebackType
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from gatepass.errors import AuditError, AuditWriteError
+from gatepass.units import utcnow
 
 from . import _files
 from ._files import CHECKPOINTS_FILE, LOCK_FILE, LOG_FILE
@@ -52,10 +53,6 @@ from .record import (
 __all__ = ["AuditLog"]
 
 _log = logging.getLogger("gatepass.audit")
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _parse_ts(ts: str) -> datetime:
@@ -92,7 +89,7 @@ class AuditLog:
         self.key_id = key_id_of(self.public_key)
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
-        self._clock = clock or _utc_now
+        self._clock = clock or utcnow
         self.fsync_count = 0
         self._unsynced = False  # records written by non-durable appends and not yet fsynced
         self._mutex = threading.Lock()

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +27,7 @@ from gatepass.control.runtime import call_gateway
 from gatepass.errors import GatepassError, HomeError, StoreCorruptError
 from gatepass.home import ENV_MASTER_KEY, Home
 from gatepass.store import SqlStore, Store, Transaction, sqlite_url
+from gatepass.units import utcnow
 from gatepass.vault import MasterKey, Vault
 
 __all__ = ["Clock", "Gatepass", "InitResult", "Session", "init_home"]
@@ -34,10 +35,6 @@ __all__ = ["Clock", "Gatepass", "InitResult", "Session", "init_home"]
 Clock = Callable[[], datetime]
 _SIGNING_KEY_META = "audit_signing_key"
 _PUBLIC_KEY_META = "audit_public_key"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _default_actor() -> str:
@@ -93,7 +90,7 @@ class Gatepass:
         self.home = home
         self.config = config
         self.env = env
-        self.clock: Clock = clock or _utcnow
+        self.clock: Clock = clock or utcnow
         self.actor = actor or _default_actor()
         #: Tell a running gateway about committed changes (off inside the gateway itself).
         self.notify_changes = True

@@ -226,11 +226,12 @@ class Gateway:
         if ex.redacted:
             meta["response_redacted"] = ex.redacted
         if decision is not None and decision.report_only:
-            meta["report_only"] = decision.reason.value
+            meta["report_only"] = str(decision.reason)
         if refused and denial is not None:
             outcome, reason = "deny", denial.code
         else:
-            outcome, reason = "allow", decision.reason.value if decision else "allowed"
+            # str() of a StrEnum member is its value as a plain str, without Enum.value's Python frame.
+            outcome, reason = "allow", str(decision.reason) if decision else "allowed"
         return AuditEvent(
             f"agent:{agent.name}" if agent else "anonymous", "request", ex.upstream_name or "-", outcome, reason, meta
         )

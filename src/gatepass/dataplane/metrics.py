@@ -57,7 +57,7 @@ class Metrics(Collector):
         if denial is not None and not ex.responded:
             key = (upstream, "deny", denial.code)
         else:
-            key = (upstream, "allow", ex.decision.reason.value if ex.decision else "allowed")
+            key = (upstream, "allow", str(ex.decision.reason) if ex.decision else "allowed")
         requests = self.requests
         requests[key] = requests.get(key, 0) + 1
         seconds = time.perf_counter() - ex.started

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from gatepass.alerts.breaker import LoopBreaker, Trip
@@ -20,7 +20,7 @@ from gatepass.metering.prices import PriceTable
 from gatepass.metering.ratelimit import RateLimiter
 from gatepass.model import Agent, Canary, LiveKey
 from gatepass.sensitive import Secret
-from gatepass.units import Period, period_start
+from gatepass.units import Period, period_start, utcnow
 from gatepass.vault import Vault
 
 if TYPE_CHECKING:
@@ -98,10 +98,6 @@ class LineBook:
         return charged, limits
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class GatewayParts:
     state: RuntimeState
@@ -115,7 +111,7 @@ class GatewayParts:
     metrics: Metrics
     breaker: LoopBreaker | None = None
     max_response_bytes: int = 64 * 1024 * 1024
-    clock: Callable[[], datetime] = _utcnow
+    clock: Callable[[], datetime] = utcnow
     lines: LineBook = field(default_factory=LineBook)
     #: Called after a request's cost is settled (spend thresholds are checked there).
     on_settled: Callable[[Exchange], None] | None = None

@@ -209,7 +209,7 @@ def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters, book
             "has no price for it: leave it out",
         )
         return
-    price = prices.lookup(ex.entry.upstream.type.value, model) if model else None
+    price = prices.lookup(str(ex.entry.upstream.type), model) if model else None
     if price is None:
         ex.deny(
             403,

@@ -63,12 +63,19 @@ class Origin:
     base_path: bytes = field(default=b"", compare=False)
     host_header: bytes = field(init=False, repr=False, compare=False)
     """The ``Host`` header value: the port only when it is not the scheme's default."""
+    _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.port != _DEFAULT_PORTS.get(self.scheme):
             host = f"{host}:{self.port}"
         object.__setattr__(self, "host_header", host.encode("idna"))
+        object.__setattr__(self, "_hash", hash((self.scheme, self.host, self.port)))
+
+    def __hash__(self) -> int:
+        # Computed once: the pool looks an origin up twice per request, and the hash dataclasses
+        # would generate is interpreted Python even in the compiled build.
+        return self._hash
 
     @classmethod
     def parse(cls, url: str) -> Origin:
