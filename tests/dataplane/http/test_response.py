@@ -23,6 +23,10 @@ class FakeSource:
         self.drains = 0
         self.abandoned = False
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
     def drained(self) -> None:
         self.drains += 1
 

@@ -174,7 +174,8 @@ class UpstreamPool:
         idle = self._idle.get(origin)
         if not idle:
             return None
-        oldest_ok = asyncio.get_running_loop().time() - self._idle_timeout
+        # The connections' loop is the running one (asking asyncio costs a getpid call per request).
+        oldest_ok = idle[-1].loop.time() - self._idle_timeout
         while idle:
             conn = idle.pop()
             if conn.usable and conn.idle_since >= oldest_ok:

@@ -24,6 +24,11 @@ class BodySource(Protocol):
     @property
     def label(self) -> str: ...
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the connection runs on (asking asyncio for it costs a getpid call)."""
+        ...
+
     def drained(self) -> None: ...
 
     def abandon(self) -> None: ...
@@ -106,7 +111,8 @@ class UpstreamResponse:
                 raise self._error
             if self._done:
                 raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
+            conn = self._conn
+            self._waiter = (conn.loop if conn is not None else asyncio.get_running_loop()).create_future()
             try:
                 await self._waiter
             except asyncio.CancelledError:

@@ -63,7 +63,8 @@ class UpstreamConnection:
         self._release = release
         self._forget = forget
         self._read_timeout = read_timeout
-        self._loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
+        """The event loop it runs on."""
         self._transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._active = False
@@ -89,13 +90,13 @@ class UpstreamConnection:
         self._head_request = head_request
         self._received = False
         self._response = None
-        waiter: asyncio.Future[UpstreamResponse] = self._loop.create_future()
+        waiter: asyncio.Future[UpstreamResponse] = self.loop.create_future()
         self._head_waiter = waiter
         for piece in data:
             self._transport.write(piece)
-        self._last_rx = now = self._loop.time()
+        self._last_rx = now = self.loop.time()
         if self._timer is None:  # else the timer already runs and re-arms itself from _last_rx
-            self._timer = self._loop.call_at(now + self._read_timeout, self._on_timer)
+            self._timer = self.loop.call_at(now + self._read_timeout, self._on_timer)
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -111,7 +112,7 @@ class UpstreamConnection:
         """The consumer has taken what was buffered: read the socket again."""
         if self._paused and self._transport is not None and not self.closed:
             self._paused = False
-            self._last_rx = self._loop.time()
+            self._last_rx = self.loop.time()
             self._transport.resume_reading()
 
     def abandon(self) -> None:
@@ -155,7 +156,7 @@ class UpstreamConnection:
         if self._head_request:
             self._parser = httptools.HttpResponseParser(self)  # a HEAD answer's body never comes
         if keep_alive and not self.closed:
-            self.idle_since = self._loop.time()
+            self.idle_since = self.loop.time()
             self._release(self)
         else:
             self.close()
@@ -167,12 +168,12 @@ class UpstreamConnection:
         self._timer = None
         if not self._active:
             return  # idle: the next exchange starts a timer again
-        now = self._loop.time()
+        now = self.loop.time()
         # While reading is paused the upstream is not to blame; a consumer that takes nothing for as
         # long is (a handler that dropped the response without closing it), so the same bound applies.
         due = (self._paused_at if self._paused else self._last_rx) + self._read_timeout
         if now < due:
-            self._timer = self._loop.call_at(due, self._on_timer)
+            self._timer = self.loop.call_at(due, self._on_timer)
             return
         if self._paused:
             message = (
@@ -237,7 +238,7 @@ class UpstreamConnection:
             self.close()  # bytes nobody asked for: the connection cannot be trusted any more
             return
         self._received = True
-        self._last_rx = self._loop.time()
+        self._last_rx = self.loop.time()
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -286,7 +287,7 @@ class UpstreamConnection:
         response = self._response
         if response is not None and response._feed(body) > BUFFER_HIGH and not self._paused:
             self._paused = True
-            self._paused_at = self._loop.time()
+            self._paused_at = self.loop.time()
             if self._transport is not None:
                 self._transport.pause_reading()
 
