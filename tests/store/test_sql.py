@@ -27,6 +27,7 @@ from gatepass.model import (
 )
 from gatepass.store import SealedSecret, SqlStore, sqlite_url
 from gatepass.store import schema as t
+from gatepass.store.interface import SpendRow
 from gatepass.units import Budget, Period
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -183,6 +184,41 @@ def test_egress_rules_and_canaries_round_trip_feed_changes_and_go_with_their_age
         assert tx.list_egress_rules() == []
         assert tx.list_canaries() == []
         assert not tx.delete_canary("cn_1")
+
+
+def test_spend_batches_add_to_existing_lines_and_create_new_ones(store: SqlStore) -> None:
+    day, month = datetime(2026, 11, 28, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    first = [SpendRow("agent", "ag_1", Period.DAY, day, 5), SpendRow("key", "key_1", Period.MONTH, month, 7)]
+    many = [SpendRow("key", f"key_{i}", Period.DAY, day, i) for i in range(2000)]  # key_1 is among them
+    with store.transaction(write=True) as tx:
+        tx.add_spend(first)
+        tx.add_spend([])
+    with store.transaction(write=True) as tx:
+        tx.add_spend([*first, *many])
+    with store.transaction() as tx:
+        lines = {(r.scope, r.owner_id, r.period, r.period_start): r.micros for r in tx.get_spend()}
+    assert len(lines) == 2 + 2000
+    assert lines["agent", "ag_1", Period.DAY, day] == 10
+    assert lines["key", "key_1", Period.MONTH, month] == 14
+    assert lines["key", "key_1", Period.DAY, day] == 1
+    assert sum(lines.values()) == 10 + 14 + sum(range(2000))
+
+
+def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:
+    agent = _agent()
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        for i in range(3):
+            tx.add_key(KeyRecord(f"key_{i}", agent.id, NOW, NOW + timedelta(hours=1)), f"d{i}" * 32)
+    with store.transaction(write=True) as tx:
+        tx.touch_keys([("key_0", NOW, "10.0.0.1"), ("key_2", NOW + timedelta(seconds=5), None)])
+    with store.transaction() as tx:
+        used = [tx.get_key(f"key_{i}") for i in range(3)]
+    assert [(k.last_used_at, k.last_used_ip) for k in used if k is not None] == [
+        (NOW, "10.0.0.1"),
+        (None, None),
+        (NOW + timedelta(seconds=5), None),
+    ]
 
 
 def test_keys_use_revoke_and_cascade(store: SqlStore) -> None:

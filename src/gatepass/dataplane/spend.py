@@ -72,8 +72,7 @@ class SpendLedger:
                         for line, micros in pending.items()
                     ]
                 )
-                for key_id, (at, ip) in touched.items():
-                    tx.touch_key(key_id, at, ip)
+                tx.touch_keys([(key_id, at, ip) for key_id, (at, ip) in touched.items()])
                 tx.set_meta(_WATERMARK, str(seq))
         except Exception:
             # Put it back: the next flush tries again. The audit log still has every request.

@@ -156,6 +156,11 @@ class Transaction(abc.ABC):
     def touch_key(self, key_id: str, at: datetime, source_ip: str | None) -> None:
         """Record when and from where a key was last used (no use is taken; not a policy change)."""
 
+    def touch_keys(self, uses: Sequence[tuple[str, datetime, str | None]]) -> None:
+        """:meth:`touch_key` for each (key id, at, source ip); a store may do them in one statement."""
+        for key_id, at, source_ip in uses:
+            self.touch_key(key_id, at, source_ip)
+
     @abc.abstractmethod
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
         """Record a use; for a key with a use limit, take one use atomically.

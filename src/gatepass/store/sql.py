@@ -12,11 +12,15 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 
 from gatepass.alerts.thresholds import Action, Threshold
@@ -53,6 +57,29 @@ _BUSY_TIMEOUT_MS = 5000
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+#: Last use of a key, for :meth:`_SqlTransaction.touch_keys` (executed with many parameter sets).
+_TOUCH_KEY = (
+    t.keys.update()
+    .where(t.keys.c.id == sa.bindparam("k_id"))
+    .values(last_used_at=sa.bindparam("k_at"), last_used_ip=sa.bindparam("k_ip"))
+)
+
+
+@cache
+def _spend_upsert(dialect: str) -> sa.Insert | None:
+    """INSERT that adds to an existing spend line, in the dialect's own syntax (None: not known here)."""
+    spend = t.spend
+    if dialect in ("sqlite", "postgresql"):
+        insert = sqlite_insert(spend) if dialect == "sqlite" else postgresql_insert(spend)
+        return insert.on_conflict_do_update(
+            index_elements=list(spend.primary_key.columns), set_={"micros": spend.c.micros + insert.excluded.micros}
+        )
+    if dialect in ("mysql", "mariadb"):
+        mysql = mysql_insert(spend)
+        return mysql.on_duplicate_key_update(micros=spend.c.micros + mysql.inserted.micros)
+    return None
 
 
 def _ts(value: datetime) -> int:
@@ -599,9 +626,11 @@ class _SqlTransaction(Transaction):
         return pending
 
     def touch_key(self, key_id: str, at: datetime, source_ip: str | None) -> None:
-        self._c.execute(
-            t.keys.update().where(t.keys.c.id == key_id).values(last_used_at=_ts(at), last_used_ip=source_ip)
-        )
+        self.touch_keys([(key_id, at, source_ip)])
+
+    def touch_keys(self, uses: Sequence[tuple[str, datetime, str | None]]) -> None:
+        if uses:
+            self._c.execute(_TOUCH_KEY, [{"k_id": k, "k_at": _ts(at), "k_ip": ip} for k, at, ip in uses])
 
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
         stamp = {"last_used_at": _ts(at), "last_used_ip": source_ip}
@@ -623,6 +652,26 @@ class _SqlTransaction(Transaction):
 
     # -- spend --------------------------------------------------------------------------------------
     def add_spend(self, rows: Sequence[SpendRow]) -> None:
+        if not rows:
+            return
+        upsert = _spend_upsert(self._c.dialect.name)
+        if upsert is not None:
+            # One statement for the whole batch: the gateway flushes a line per agent, key and
+            # period touched in the last second, tens of thousands when many keys are busy.
+            self._c.execute(
+                upsert,
+                [
+                    {
+                        "scope": row.scope,
+                        "owner_id": row.owner_id,
+                        "period": row.period.value,
+                        "period_start": _ts(row.period_start),
+                        "micros": row.micros,
+                    }
+                    for row in rows
+                ],
+            )
+            return
         s = t.spend.c
         for row in rows:
             where = (
