@@ -22,6 +22,7 @@ from gatepass.model import (
     Grant,
     KeyRecord,
     PolicyMode,
+    RateLimits,
     Upstream,
     UpstreamType,
 )
@@ -202,6 +203,23 @@ def test_spend_batches_add_to_existing_lines_and_create_new_ones(store: SqlStore
     assert lines["key", "key_1", Period.MONTH, month] == 14
     assert lines["key", "key_1", Period.DAY, day] == 1
     assert sum(lines.values()) == 10 + 14 + sum(range(2000))
+
+
+def test_keys_with_equal_budgets_and_limits_share_them_in_memory(store: SqlStore) -> None:
+    agent = _agent()
+    budgets = (Budget(1_000_000, Period.DAY), Budget(9_000_000, Period.MONTH))
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        for i in range(3):
+            limits = RateLimits(rpm=60, tpm=1000 * (i // 2))  # key_0 and key_1 alike, key_2 not
+            record = KeyRecord(f"key_{i}", agent.id, NOW, NOW + timedelta(hours=1), budgets=budgets, limits=limits)
+            tx.add_key(replace(record, budgets=budgets[::-1]) if i == 1 else record, f"d{i}" * 32)
+    with store.transaction() as tx:
+        keys = sorted((record for record, _ in tx.iter_keys_with_digests()), key=lambda k: k.id)
+    assert [k.budgets for k in keys] == [budgets] * 3  # in period order, whatever order they were given in
+    assert keys[0].budgets is keys[1].budgets is keys[2].budgets
+    assert [k.limits for k in keys] == [RateLimits(rpm=60), RateLimits(rpm=60), RateLimits(rpm=60, tpm=1000)]
+    assert keys[0].limits is keys[1].limits
 
 
 def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:
