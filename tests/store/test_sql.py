@@ -190,7 +190,7 @@ def test_egress_rules_and_canaries_round_trip_feed_changes_and_go_with_their_age
 def test_spend_batches_add_to_existing_lines_and_create_new_ones(store: SqlStore) -> None:
     day, month = datetime(2026, 11, 28, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
     first = [SpendRow("agent", "ag_1", Period.DAY, day, 5), SpendRow("key", "key_1", Period.MONTH, month, 7)]
-    many = [SpendRow("key", f"key_{i}", Period.DAY, day, i) for i in range(2000)]  # key_1 is among them
+    many = [SpendRow("key", f"key_{i}", Period.DAY, day, i) for i in range(4500)]  # key_1 is among them; 3 chunks
     with store.transaction(write=True) as tx:
         tx.add_spend(first)
         tx.add_spend([])
@@ -198,11 +198,11 @@ def test_spend_batches_add_to_existing_lines_and_create_new_ones(store: SqlStore
         tx.add_spend([*first, *many])
     with store.transaction() as tx:
         lines = {(r.scope, r.owner_id, r.period, r.period_start): r.micros for r in tx.get_spend()}
-    assert len(lines) == 2 + 2000
+    assert len(lines) == 2 + 4500
     assert lines["agent", "ag_1", Period.DAY, day] == 10
     assert lines["key", "key_1", Period.MONTH, month] == 14
     assert lines["key", "key_1", Period.DAY, day] == 1
-    assert sum(lines.values()) == 10 + 14 + sum(range(2000))
+    assert sum(lines.values()) == 10 + 14 + sum(range(4500))
 
 
 def test_keys_with_equal_budgets_and_limits_share_them_in_memory(store: SqlStore) -> None:

@@ -59,6 +59,8 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+_SPEND_CHUNK = 2000  # spend lines per statement in add_spend
+
 #: Last use of a key, for :meth:`_SqlTransaction.touch_keys` (executed with many parameter sets).
 _TOUCH_KEY = (
     t.keys.update()
@@ -670,21 +672,23 @@ class _SqlTransaction(Transaction):
             return
         upsert = _spend_upsert(self._c.dialect.name)
         if upsert is not None:
-            # One statement for the whole batch: the gateway flushes a line per agent, key and
-            # period touched in the last second, tens of thousands when many keys are busy.
-            self._c.execute(
-                upsert,
-                [
-                    {
-                        "scope": row.scope,
-                        "owner_id": row.owner_id,
-                        "period": row.period.value,
-                        "period_start": _ts(row.period_start),
-                        "micros": row.micros,
-                    }
-                    for row in rows
-                ],
-            )
+            # One statement per chunk of the batch: the gateway flushes a line per agent, key and
+            # period touched since the last flush, tens of thousands when many keys are busy, and
+            # the parameters of a chunk are held several times over while it runs.
+            for first in range(0, len(rows), _SPEND_CHUNK):
+                self._c.execute(
+                    upsert,
+                    [
+                        {
+                            "scope": row.scope,
+                            "owner_id": row.owner_id,
+                            "period": row.period.value,
+                            "period_start": _ts(row.period_start),
+                            "micros": row.micros,
+                        }
+                        for row in rows[first : first + _SPEND_CHUNK]
+                    ],
+                )
             return
         s = t.spend.c
         for row in rows:
