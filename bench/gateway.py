@@ -124,6 +124,25 @@ def wait_port(port: int, timeout: float = 30) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
+def key_row(agent_id: str, digest: str, now: int, key_id: str | None = None) -> dict[str, object]:
+    """A row of the keys table: a key of ``agent_id`` valid for a day, with no limits of its own."""
+    return {
+        "id": key_id or new_id("key_"),
+        "agent_id": agent_id,
+        "digest": digest,
+        "created_at": now,
+        "expires_at": now + 86400,
+        "max_uses": None,
+        "uses_left": None,
+        "cidrs": [],
+        "upstreams": [],
+        "last_used_at": None,
+        "last_used_ip": None,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+
+
 def populate(app: Gatepass, upstream_url: str, n_agents: int, n_keys: int) -> str:
     """The bench agent and its key, through the control API; the crowd by bulk inserts."""
     with app.session() as s:
@@ -155,24 +174,7 @@ def populate(app: Gatepass, upstream_url: str, n_agents: int, n_keys: int) -> st
         for i in range(n_agents)
     ]
     digest = app.vault.key_digest
-    key_rows = [
-        {
-            "id": new_id("key_"),
-            "agent_id": agent_rows[i % n_agents]["id"],
-            "digest": digest(generate_key()),
-            "created_at": now,
-            "expires_at": now + 86400,
-            "max_uses": None,
-            "uses_left": None,
-            "cidrs": [],
-            "upstreams": [],
-            "last_used_at": None,
-            "last_used_ip": None,
-            "revoked_at": None,
-            "revoked_reason": None,
-        }
-        for i in range(n_keys)
-    ]
+    key_rows = [key_row(str(agent_rows[i % n_agents]["id"]), digest(generate_key()), now) for i in range(n_keys)]
     engine = sa.create_engine(app.store_url)
     with engine.begin() as conn:
         if agent_rows:

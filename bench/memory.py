@@ -28,7 +28,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa
-from gateway import LUA, MODEL, bench_home, build_description, free_port, serve_args, stop_all, wait_port, wrk
+from gateway import (
+    LUA,
+    MODEL,
+    bench_home,
+    build_description,
+    free_port,
+    key_row,
+    serve_args,
+    stop_all,
+    wait_port,
+    wrk,
+)
 
 from gatepass.control.app import Gatepass
 from gatepass.keyformat import generate_key, new_id
@@ -97,21 +108,7 @@ def busy_crowd(env: dict[str, str], n_keys: int) -> list[str]:
             conn.execute(
                 schema.keys.insert(),
                 [
-                    {
-                        "id": key_id,
-                        "agent_id": crowd[i % len(crowd)],
-                        "digest": digest(key),
-                        "created_at": now,
-                        "expires_at": now + 86400,
-                        "max_uses": None,
-                        "uses_left": None,
-                        "cidrs": [],
-                        "upstreams": [],
-                        "last_used_at": None,
-                        "last_used_ip": None,
-                        "revoked_at": None,
-                        "revoked_reason": None,
-                    }
+                    key_row(crowd[i % len(crowd)], digest(key), now, key_id)
                     for i, (key_id, key) in enumerate(zip(key_ids, plain, strict=True))
                 ],
             )

@@ -372,24 +372,24 @@ class _SqlTransaction(Transaction):
             if budget is None:
                 budget = one[amount, period] = Budget(amount, Period(period))
             found[r.owner_id].append(budget)
-        shared: dict[tuple[Budget, ...], tuple[Budget, ...]] = {}
         order = list(Period)
-        return {
-            owner: shared.setdefault(ordered, ordered)
-            for owner, budgets in found.items()
-            for ordered in (tuple(sorted(budgets, key=lambda b: order.index(b.period))),)
-        }
+        shared: dict[tuple[Budget, ...], tuple[Budget, ...]] = {}
+        by_owner: dict[str, tuple[Budget, ...]] = {}
+        for owner, budgets in found.items():
+            ordered = tuple(sorted(budgets, key=lambda b: order.index(b.period)))
+            by_owner[owner] = shared.setdefault(ordered, ordered)
+        return by_owner
 
     def _limit_map(self, scope: str, owner_ids: Sequence[str] | None) -> dict[str, RateLimits]:
         found: dict[str, dict[str, int]] = defaultdict(dict)
         for r in self._owned(t.limits, scope, owner_ids):
             found[r.owner_id][r.kind] = int(r.value)
         shared: dict[RateLimits, RateLimits] = {}
-        return {
-            owner: shared.setdefault(limits, limits)
-            for owner, kinds in found.items()
-            for limits in (RateLimits(**kinds),)
-        }
+        by_owner: dict[str, RateLimits] = {}
+        for owner, kinds in found.items():
+            limits = RateLimits(**kinds)
+            by_owner[owner] = shared.setdefault(limits, limits)
+        return by_owner
 
     @staticmethod
     def _agent(row: Row[Any], budgets: tuple[Budget, ...], limits: RateLimits) -> Agent:

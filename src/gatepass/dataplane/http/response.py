@@ -112,7 +112,8 @@ class UpstreamResponse:
             if self._done:
                 raise StopAsyncIteration
             conn = self._conn
-            self._waiter = (conn.loop if conn is not None else asyncio.get_running_loop()).create_future()
+            assert conn is not None  # it goes only with _done or _error, both handled above
+            self._waiter = conn.loop.create_future()
             try:
                 await self._waiter
             except asyncio.CancelledError:
