@@ -14,6 +14,7 @@ from gatepass.store import SqlStore, sqlite_url
 from gatepass.units import Period, period_start
 
 T = datetime(2026, 11, 27, 12, tzinfo=UTC)
+DAY = T.toordinal()
 
 
 def _request(cost: int) -> AuditEvent:
@@ -37,16 +38,19 @@ def test_flush_then_replay_counts_every_request_once(tmp_path: Path) -> None:
     ledger = SpendLedger(store)
     lines = [_line(s, p) for p in Period for s in ("agent", "key")]
     first = log.append([_request(100)])[0]
-    ledger.charge(lines, 100, first.seq)
+    ledger.charge("ag_1", "key_1", DAY, 100, first.seq)
     ledger.flush()  # stored, watermark = first.seq
     second = log.append([_request(40)])[0]
-    ledger.charge(lines, 40, second.seq)  # then the gateway dies before the next flush
+    ledger.charge("ag_1", "key_1", DAY, 40, second.seq)  # then the gateway dies before the next flush
     counters = MemoryCounters()
     with store.transaction() as tx:
-        replayed = SpendLedger.load(tx, counters, tmp_path / "audit", since=period_start(Period.MONTH, T))
+        assert {(r.scope, r.owner_id, r.period, r.period_start, r.micros) for r in tx.get_spend()} == {
+            (*line, 100) for line in lines
+        }
+        replayed = SpendLedger.load(tx, counters, tmp_path / "audit", T)
     assert replayed == 1
     for line in lines:
-        assert counters.totals(line).spent == 140
+        assert counters.totals(line, T).spent == 140
     store.close()
     log.close()
 
@@ -54,12 +58,12 @@ def test_flush_then_replay_counts_every_request_once(tmp_path: Path) -> None:
 def test_the_watermark_does_not_advance_while_an_audit_write_is_outstanding(tmp_path: Path) -> None:
     store = SqlStore(sqlite_url(tmp_path / "s.db"), create=True)
     ledger = SpendLedger(store)
-    ledger.charge([_line("agent", Period.DAY)], 10, 5)
+    ledger.charge("ag_1", "key_1", DAY, 10, 5)
     ledger.auditing = 1
     ledger.flush()
     with store.transaction() as tx:
         assert tx.get_meta("spend.audit_seq") == "0"  # a crash now may count twice, never zero times
-        assert [r.micros for r in tx.get_spend()] == [10]
+        assert [r.micros for r in tx.get_spend()] == [10] * 8
     ledger.auditing = 0
     ledger.flush()
     with store.transaction() as tx:

@@ -17,6 +17,7 @@ import signal
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -112,7 +113,7 @@ class GatewayService:
             with app.read() as tx:
                 now = app.now()
                 since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
-                replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, since)
+                replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, now)
             self.alerts = AlertEngine(app, self.state, self.counters, self.audit, _notifier(app), self.refresh)
             with app.read() as tx:
                 self.alerts.load(tx, since)
@@ -248,11 +249,12 @@ class GatewayService:
     # -- reports ----------------------------------------------------------------------------------
     def spend_report(self) -> dict[str, Any]:
         keys = [k for k in self.state.keys.values()]
+        now = self.app.now()
         return spend_report(
             sorted(self.state.agents.values(), key=lambda a: a.name),
             keys,
-            self.app.now(),
-            self.counters.totals,
+            now,
+            partial(self.counters.totals, now=now),
             source="gateway",
         )
 

@@ -34,10 +34,10 @@ from gatepass.control.app import Gatepass
 from gatepass.control.canaries import canary_tripped, tripped_message
 from gatepass.dataplane.exchange import Exchange
 from gatepass.dataplane.state import RuntimeState
-from gatepass.metering.counters import Counters, Line
+from gatepass.metering.counters import Counters
 from gatepass.model import Agent, Canary
 from gatepass.store import Transaction
-from gatepass.units import Period, format_usd, period_start
+from gatepass.units import format_usd
 
 __all__ = ["AlertEngine"]
 
@@ -84,7 +84,7 @@ class AlertEngine:
         thresholds = self.thresholds.get(agent.id)
         if not thresholds:
             return
-        spend = {p: self._counters.totals(Line("agent", agent.id, p, period_start(p, ex.now))).spent for p in Period}
+        spend = self._counters.spent("agent", agent.id, ex.now)
         for firing in due(thresholds, spend, self.fired, ex.now):
             self.fired.add(firing.key)
             self._spawn(self._fire(agent, firing))

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from gatepass.dataplane.http.server import IncomingRequest
 from gatepass.dataplane.state import UpstreamEntry
-from gatepass.metering.counters import Line, Reservation
+from gatepass.metering.counters import Reservation
 from gatepass.metering.prices import ModelPrice
 from gatepass.metering.ratelimit import Permit
 from gatepass.model import Agent, LiveKey
@@ -103,7 +103,6 @@ class Exchange:
         # rate limit, price, reserve
         self.permit: Permit | None = None
         self.price: ModelPrice | None = None
-        self.lines: tuple[Line, ...] = ()
         self.reservation: Reservation | None = None
         # forward and meter
         self.status: int = 0

@@ -248,8 +248,8 @@ class Gateway:
             return False
         finally:
             spend.auditing -= 1
-        if ex.cost:
-            spend.charge(ex.lines, ex.cost, record.seq)
+        if ex.cost and ex.reservation is not None and ex.agent is not None and ex.key is not None:
+            spend.charge(ex.agent.id, ex.key.id, ex.reservation.day, ex.cost, record.seq)
         self.p.metrics.observe(ex)
         return True
 

@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from gatepass.audit import AuditRecord
 from gatepass.audit.reader import records_after
-from gatepass.metering.counters import Counters, Line
+from gatepass.metering.counters import PERIODS, Counters, Line, day_of, period_starts
 from gatepass.store import Store, Transaction
 from gatepass.store.interface import SpendRow
-from gatepass.units import Period, period_start
+from gatepass.units import Period
 
 __all__ = ["SpendLedger"]
 
@@ -30,21 +31,37 @@ log = logging.getLogger("gatepass.spend")
 _WATERMARK = "spend.audit_seq"
 
 
+Pending = dict[int, tuple[dict[str, int], dict[str, int]]]
+
+
+class _Batch(NamedTuple):
+    pending: Pending
+    touched: dict[str, tuple[datetime, str | None]]
+    seq: int
+
+
 class SpendLedger:
     """Write-behind of settled spend and key use stamps to the store."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._pending: dict[Line, int] = {}
+        # UTC day -> (agent id -> micro-USD, key id -> micro-USD): one entry per agent and key in use,
+        # expanded to the lines of each period only when written.
+        self._pending: Pending = {}
         self._touched: dict[str, tuple[datetime, str | None]] = {}
         self._seq = 0
         self._flushed_seq = 0
         #: Audit writes in flight; while any is, the watermark does not advance.
         self.auditing = 0
 
-    def charge(self, lines: Sequence[Line], micros: int, seq: int) -> None:
-        for line in lines:
-            self._pending[line] = self._pending.get(line, 0) + micros
+    def charge(self, agent_id: str, key_id: str, day: int, micros: int, seq: int) -> None:
+        """Add a settled request's cost to its agent's and its key's lines of every period of ``day``."""
+        owners = self._pending.get(day)
+        if owners is None:
+            owners = self._pending[day] = ({}, {})
+        agents, keys = owners
+        agents[agent_id] = agents.get(agent_id, 0) + micros
+        keys[key_id] = keys.get(key_id, 0) + micros
         self._seq = max(self._seq, seq)
 
     def touch(self, key_id: str, at: datetime, source_ip: str | None) -> None:
@@ -58,53 +75,94 @@ class SpendLedger:
         return await asyncio.to_thread(take)
 
     def flush(self) -> None:
-        """Write what is pending (blocking: call it in a thread, or at shutdown)."""
-        pending, self._pending = self._pending, {}
-        touched, self._touched = self._touched, {}
-        seq = self._seq if self.auditing == 0 else self._flushed_seq
-        if not pending and not touched and seq == self._flushed_seq:
-            return
-        try:
-            with self._store.transaction(write=True) as tx:
-                tx.add_spend(
-                    [
-                        SpendRow(line.scope, line.owner_id, line.period, line.start, micros)
-                        for line, micros in pending.items()
-                    ]
-                )
-                tx.touch_keys([(key_id, at, ip) for key_id, (at, ip) in touched.items()])
-                tx.set_meta(_WATERMARK, str(seq))
-        except Exception:
-            # Put it back: the next flush tries again. The audit log still has every request.
-            for line, micros in pending.items():
-                self._pending[line] = self._pending.get(line, 0) + micros
-            self._touched = {**touched, **self._touched}
-            raise
-        self._flushed_seq = seq
+        """Write what is pending, blocking (at shutdown; :meth:`run` writes in a thread)."""
+        batch = self._take()
+        if batch is not None:
+            try:
+                self._write(batch)
+            except Exception:
+                self._keep(batch)
+                raise
 
     async def run(self, interval: float = 1.0) -> None:
         while True:
             await asyncio.sleep(interval)
+            # Taken and given back on the event loop, where requests add to it: only the writing
+            # runs in a thread, on what no request touches any more.
+            batch = self._take()
+            if batch is None:
+                continue
             try:
-                await asyncio.to_thread(self.flush)
+                await asyncio.to_thread(self._write, batch)
             except Exception:
+                self._keep(batch)
                 log.exception("could not write spend to the store; will retry")
 
+    def _take(self) -> _Batch | None:
+        seq = self._seq if self.auditing == 0 else self._flushed_seq
+        if not self._pending and not self._touched and seq == self._flushed_seq:
+            return None
+        batch = _Batch(self._pending, self._touched, seq)
+        self._pending, self._touched = {}, {}
+        return batch
+
+    def _write(self, batch: _Batch) -> None:
+        with self._store.transaction(write=True) as tx:
+            tx.add_spend(_rows(batch.pending))
+            tx.touch_keys([(key_id, at, ip) for key_id, (at, ip) in batch.touched.items()])
+            tx.set_meta(_WATERMARK, str(batch.seq))
+        self._flushed_seq = max(self._flushed_seq, batch.seq)
+
+    def _keep(self, batch: _Batch) -> None:
+        """Put a batch that could not be written back: the next flush tries again. (The audit log
+        still has every request, and the watermark did not move.)"""
+        for day, (agents, keys) in batch.pending.items():
+            now_agents, now_keys = self._pending.setdefault(day, ({}, {}))
+            for owner_id, micros in agents.items():
+                now_agents[owner_id] = now_agents.get(owner_id, 0) + micros
+            for owner_id, micros in keys.items():
+                now_keys[owner_id] = now_keys.get(owner_id, 0) + micros
+        self._touched = {**batch.touched, **self._touched}
+
     @staticmethod
-    def load(tx: Transaction, counters: Counters, audit_dir: Path, since: datetime) -> int:
-        """Fill ``counters`` with the store's totals of periods started at or after ``since`` (and
-        every total line), then replay the audit records after the watermark. Returns records replayed."""
+    def load(tx: Transaction, counters: Counters, audit_dir: Path, now: datetime) -> int:
+        """Fill ``counters`` with the store's totals of the periods that contain ``now``, then replay
+        the audit records after the watermark. Returns how many records were replayed."""
         for row in tx.get_spend():
-            if row.period is Period.TOTAL or row.period_start >= since:
-                counters.add_spend([Line(row.scope, row.owner_id, row.period, row.period_start)], row.micros)
+            counters.add_spend(Line(row.scope, row.owner_id, row.period, row.period_start), row.micros, now)
         watermark = int(tx.get_meta(_WATERMARK) or 0)
         replayed = 0
         for record in records_after(audit_dir, watermark):
             lines = _lines_of(record)
             if lines:
-                counters.add_spend(lines, _cost_of(record))
+                cost = _cost_of(record)
+                for line in lines:
+                    counters.add_spend(line, cost, now)
                 replayed += 1
         return replayed
+
+
+def _rows(pending: Pending) -> Iterator[SpendRow]:
+    """The store's lines for what is pending, made as the store takes them. Days that share a week,
+    a month or the total (a flush across midnight) add up in one row per line."""
+    if len(pending) > 1:
+        found: dict[tuple[str, str, Period, datetime], int] = {}
+        for row in _rows_of_days(pending):
+            line = (row.scope, row.owner_id, row.period, row.period_start)
+            found[line] = found.get(line, 0) + row.micros
+        for (scope, owner_id, period, start), micros in found.items():
+            yield SpendRow(scope, owner_id, period, start, micros)
+    else:
+        yield from _rows_of_days(pending)
+
+
+def _rows_of_days(pending: Pending) -> Iterator[SpendRow]:
+    for day, owners in pending.items():
+        starts = tuple(zip(PERIODS, period_starts(day), strict=True))
+        for scope, amounts in zip(("agent", "key"), owners, strict=True):
+            for owner_id, micros in amounts.items():
+                for period, start in starts:
+                    yield SpendRow(scope, owner_id, period, start, micros)
 
 
 def _cost_of(record: AuditRecord) -> int:
@@ -119,9 +177,9 @@ def _lines_of(record: AuditRecord) -> list[Line]:
     t, agent_id, key_id = meta.get("t"), meta.get("agent_id"), meta.get("key")
     if not isinstance(t, int) or not isinstance(agent_id, str) or not isinstance(key_id, str):
         return []
-    moment = datetime.fromtimestamp(t, UTC)
-    lines = []
-    for period in Period:
-        start = period_start(period, moment)
-        lines += [Line("agent", agent_id, period, start), Line("key", key_id, period, start)]
-    return lines
+    starts = period_starts(day_of(datetime.fromtimestamp(t, UTC)))
+    return [
+        Line(scope, owner_id, period, start)
+        for period, start in zip(PERIODS, starts, strict=True)
+        for scope, owner_id in (("agent", agent_id), ("key", key_id))
+    ]

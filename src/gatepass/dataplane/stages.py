@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from gatepass.dataplane.exchange import Exchange
 from gatepass.dataplane.forward import body_encoded, forwarded_headers
 from gatepass.dataplane.leaks import ENCODED_BODY, describe
-from gatepass.dataplane.parts import DigestFn, GatewayParts, LineBook
+from gatepass.dataplane.parts import DigestFn, GatewayParts
 from gatepass.dataplane.state import RuntimeState
 from gatepass.metering.counters import BudgetDenied, Counters
 from gatepass.metering.prices import PriceTable
@@ -186,7 +186,7 @@ def rate_limit(ex: Exchange, limiter: RateLimiter) -> None:
     ex.permit = result
 
 
-def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters, book: LineBook) -> None:
+def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters) -> None:
     """Look up the model's price (none: refuse) and reserve the request's worst-case cost."""
     assert ex.agent is not None and ex.key is not None and ex.entry is not None
     if ex.route is None or not ex.route.metered:
@@ -229,8 +229,8 @@ def price_and_reserve(ex: Exchange, prices: PriceTable, counters: Counters, book
         return
     ex.price = price
     worst = price.worst_case_micros(ex.llm.input_bytes if ex.llm else len(ex.body), max_output)
-    ex.lines, limits = book.lines(ex.agent, ex.key, ex.now)
-    result = counters.reserve(ex.lines, limits, worst)
+    agent, key = ex.agent, ex.key
+    result = counters.reserve(agent.id, agent.budgets, key.id, key.budgets, worst, ex.now)
     if isinstance(result, BudgetDenied):
         line = result.line
         left = max(0, result.limit - result.spent - result.reserved)
@@ -331,4 +331,4 @@ def admit(ex: Exchange, parts: GatewayParts) -> None:
     if ex.denial is None:
         rate_limit(ex, parts.limiter)
     if ex.denial is None:
-        price_and_reserve(ex, parts.prices, parts.counters, parts.lines)
+        price_and_reserve(ex, parts.prices, parts.counters)

@@ -9,7 +9,7 @@ Implementations translate their driver's errors into :class:`gatepass.errors.Sto
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -172,8 +172,8 @@ class Transaction(abc.ABC):
     def set_key_budgets(self, key_id: str, budgets: Sequence[Budget]) -> None: ...
 
     @abc.abstractmethod
-    def add_spend(self, rows: Sequence[SpendRow]) -> None:
-        """Add each row's micros to its line (creating the line if new)."""
+    def add_spend(self, rows: Iterable[SpendRow]) -> None:
+        """Add each row's micros to its line (creating the line if new). Each line at most once."""
 
     @abc.abstractmethod
     def get_spend(self, since: datetime | None = None) -> list[SpendRow]:

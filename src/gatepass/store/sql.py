@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -667,28 +668,25 @@ class _SqlTransaction(Transaction):
         self._changed("key", key_id)
 
     # -- spend --------------------------------------------------------------------------------------
-    def add_spend(self, rows: Sequence[SpendRow]) -> None:
-        if not rows:
-            return
+    def add_spend(self, rows: Iterable[SpendRow]) -> None:
         upsert = _spend_upsert(self._c.dialect.name)
         if upsert is not None:
             # One statement per chunk of the batch: the gateway flushes a line per agent, key and
             # period touched since the last flush, tens of thousands when many keys are busy, and
-            # the parameters of a chunk are held several times over while it runs.
-            for first in range(0, len(rows), _SPEND_CHUNK):
-                self._c.execute(
-                    upsert,
-                    [
-                        {
-                            "scope": row.scope,
-                            "owner_id": row.owner_id,
-                            "period": row.period.value,
-                            "period_start": _ts(row.period_start),
-                            "micros": row.micros,
-                        }
-                        for row in rows[first : first + _SPEND_CHUNK]
-                    ],
-                )
+            # the parameters of a chunk are held several times over while it runs. The rows may
+            # come from a generator: only a chunk of them exists at a time.
+            found = iter(rows)
+            while chunk := [
+                {
+                    "scope": row.scope,
+                    "owner_id": row.owner_id,
+                    "period": row.period.value,
+                    "period_start": _ts(row.period_start),
+                    "micros": row.micros,
+                }
+                for row in islice(found, _SPEND_CHUNK)
+            ]:
+                self._c.execute(upsert, chunk)
             return
         s = t.spend.c
         for row in rows:
