@@ -4,7 +4,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gatepass.keyformat import KEY_PATTERN, generate_key, is_well_formed, key_digest, new_id
+from gatepass.keyformat import KEY_PATTERN, generate_key, is_well_formed, key_digest, key_digester, new_id
 from gatepass.sensitive import Secret
 
 
@@ -30,7 +30,15 @@ def test_a_mistyped_character_is_caught(position: int, replacement: str) -> None
 
 def test_malformed() -> None:
     key = generate_key().reveal()
-    for bad in ("", key[:-1], key + "x", "gq_" + key[3:], key.replace(key[5], "-")):
+    for bad in (
+        "",
+        key[:-1],
+        key + "x",
+        key + "\n",
+        "gq_" + key[3:],
+        key.replace(key[5], "-"),
+        key.replace("p", "\u0440"),
+    ):
         assert not is_well_formed(bad)
 
 
@@ -40,6 +48,14 @@ def test_digest_is_keyed() -> None:
     assert one != two and len(one) == 64
     assert key.reveal() not in one
     assert key_digest(b"a" * 32, Secret(key.reveal())) == one
+
+
+def test_the_digester_gives_the_same_digests_over_and_over() -> None:
+    digest = key_digester(b"a" * 32)
+    keys = [generate_key() for _ in range(3)]
+    for key in keys + keys:
+        assert digest(key.reveal()).hex() == key_digest(b"a" * 32, key)
+    assert digest("gp_\u00e9") == bytes.fromhex(key_digest(b"a" * 32, Secret("gp_\u00e9")))
 
 
 def test_ids() -> None:

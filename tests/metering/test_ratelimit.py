@@ -56,3 +56,26 @@ def test_a_refusal_by_one_scope_takes_nothing_from_the_others() -> None:
     assert isinstance(limiter.acquire([agent, key]), Permit)
     assert isinstance(limiter.acquire([agent, key]), RateDenied)
     assert limiter.inflight("agent:a") == 1
+
+
+def test_state_that_no_longer_matters_is_dropped_and_the_limits_still_hold() -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock=clock)
+    busy = ("key:busy", RateLimits(rpm=2, tpm=100))
+    for n in range(1000):
+        permit = limiter.acquire([(f"key:{n}", RateLimits(rpm=60, tpm=1000))])
+        assert isinstance(permit, Permit)
+        limiter.add_tokens(permit, 10)
+        limiter.release(permit)
+    first = limiter.acquire([busy])
+    assert isinstance(first, Permit)
+    limiter.add_tokens(first, 100)
+    assert limiter.tracked() == 1001
+    clock.now += 6  # past every one-a-second schedule, and the next sweep is due
+    assert isinstance(limiter.acquire([busy]), RateDenied)  # the busy key's token window still counts
+    assert limiter.tracked() == 1001  # the token windows are kept for two minutes
+    clock.now += 2 * 60
+    assert isinstance(limiter.acquire([busy]), Permit)
+    assert isinstance(limiter.acquire([busy]), Permit)
+    assert isinstance(limiter.acquire([busy]), RateDenied)  # rpm 2: a burst of two, its schedule kept
+    assert limiter.tracked() == 1

@@ -8,6 +8,11 @@
 - Concurrency counts requests in flight; a permit gives its slots back when the request ends.
 
 Everything here runs on the event loop without awaiting, so a check and its update are atomic.
+
+State is kept only while it still matters: every few seconds the limiter drops the request
+schedules that are already in the past and the token windows that have gone quiet for two minutes
+(either is the same as no state). So its memory follows the agents and keys in use lately, not all
+that were ever used; with 100,000 keys in turn it had held every one of them.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from gatepass.model import RateLimits
 __all__ = ["Permit", "RateDenied", "RateLimiter"]
 
 _WINDOW = 60.0
+_PRUNE_EVERY = 5.0  # seconds between sweeps of state that no longer matters
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +78,13 @@ class RateLimiter:
     _tat: dict[str, float] = field(default_factory=dict)
     _tokens: dict[str, _TokenWindow] = field(default_factory=dict)
     _inflight: dict[str, int] = field(default_factory=dict)
+    _next_sweep: float = float("-inf")
 
     def acquire(self, scopes: Sequence[tuple[str, RateLimits]]) -> Permit | RateDenied:
         """Admit one request against every scope's limits, or say which limit refuses it."""
         now = self.clock()
+        if now >= self._next_sweep:
+            self.sweep(now)
         new_tats: list[tuple[str, float]] = []
         for scope, limits in scopes:
             if limits.concurrency is not None and self._inflight.get(scope, 0) >= limits.concurrency:
@@ -126,3 +135,15 @@ class RateLimiter:
 
     def inflight(self, scope: str) -> int:
         return self._inflight.get(scope, 0)
+
+    def sweep(self, now: float) -> None:
+        """Drop what cannot refuse anything any more: a schedule already past (the next request
+        fits at once, as for a scope never seen) and a token window quiet for two windows (its
+        estimate is zero). The dicts are made anew, so their tables shrink too."""
+        self._next_sweep = now + _PRUNE_EVERY
+        self._tat = {scope: tat for scope, tat in self._tat.items() if tat > now}
+        self._tokens = {scope: w for scope, w in self._tokens.items() if w.start + 2 * _WINDOW > now}
+
+    def tracked(self) -> int:
+        """How many scopes have a schedule or a token window."""
+        return len(self._tat.keys() | self._tokens.keys())

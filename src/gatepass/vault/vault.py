@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import hmac
 import os
+from collections.abc import Callable
 from hashlib import sha256
 from typing import Final
 
 from gatepass.errors import MasterKeyError, StoreCorruptError, TamperedCiphertextError
-from gatepass.keyformat import key_digest, new_id
+from gatepass.keyformat import key_digest, key_digester, new_id
 from gatepass.sensitive import Secret
 from gatepass.store.interface import SealedSecret, Transaction
 from gatepass.vault.crypto import MasterKey, derive, open_sealed, seal
@@ -126,6 +127,10 @@ class Vault:
     # -- gatepass keys ----------------------------------------------------------------------------
     def key_digest(self, key: Secret) -> str:
         return key_digest(self._key_hmac, key)
+
+    def key_digester(self) -> Callable[[str], bytes]:
+        """:meth:`key_digest` as bytes, faster for many keys (the gateway's)."""
+        return key_digester(self._key_hmac)
 
     # -- other sealed blobs (the audit signing key) ------------------------------------------------
     def seal_blob(self, purpose: str, data: bytes) -> str:
