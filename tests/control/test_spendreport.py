@@ -14,14 +14,20 @@ def test_report_against_budgets() -> None:
     rows = [
         SpendRow("agent", "ag_1", Period.DAY, period_start(Period.DAY, NOW), 1_250_000),
         SpendRow("agent", "ag_1", Period.DAY, datetime(2026, 11, 26, tzinfo=UTC), 9_000_000),  # yesterday
+        SpendRow("agent", "ag_1", Period.DAY, datetime(2026, 11, 20, tzinfo=UTC), 500_000),  # last week
+        SpendRow("agent", "ag_1", Period.TOTAL, period_start(Period.TOTAL, NOW), 20_000_000),
+        SpendRow("key", "key_1", Period.DAY, datetime(2026, 11, 2, tzinfo=UTC), 400_000),
+        # a month line as earlier versions wrote them: its days hold the same spend
         SpendRow("key", "key_1", Period.MONTH, period_start(Period.MONTH, NOW), 400_000),
     ]
     report = spend_report([agent], [key], NOW, store_totals(rows), source="store")
     (item,) = report["agents"]
+    spent = {p["period"]: p["spent_micros"] for p in item["periods"]}
+    assert spent == {"day": 1_250_000, "week": 10_250_000, "month": 10_750_000, "total": 20_000_000}
     day = next(p for p in item["periods"] if p["period"] == "day")
     assert (day["spent"], day["budget"], day["left_micros"]) == ("$1.25", "$5.00", 3_750_000)
     week = next(p for p in item["periods"] if p["period"] == "week")
-    assert week["budget_micros"] is None and week["spent_micros"] == 0
+    assert week["budget_micros"] is None
     (key_item,) = item["keys"]
     month = next(p for p in key_item["periods"] if p["period"] == "month")
     assert (month["spent_micros"], month["left_micros"]) == (400_000, 600_000)

@@ -45,8 +45,8 @@ def test_flush_then_replay_counts_every_request_once(tmp_path: Path) -> None:
     counters = MemoryCounters()
     with store.transaction() as tx:
         assert {(r.scope, r.owner_id, r.period, r.period_start, r.micros) for r in tx.get_spend()} == {
-            (*line, 100) for line in lines
-        }
+            (*line, 100) for line in lines if line.period in (Period.DAY, Period.TOTAL)
+        }  # a day line and a total line each: weeks and months are sums of days
         replayed = SpendLedger.load(tx, counters, tmp_path / "audit", T)
     assert replayed == 1
     for line in lines:
@@ -63,7 +63,7 @@ def test_the_watermark_does_not_advance_while_an_audit_write_is_outstanding(tmp_
     ledger.flush()
     with store.transaction() as tx:
         assert tx.get_meta("spend.audit_seq") == "0"  # a crash now may count twice, never zero times
-        assert [r.micros for r in tx.get_spend()] == [10] * 8
+        assert [r.micros for r in tx.get_spend()] == [10] * 4
     ledger.auditing = 0
     ledger.flush()
     with store.transaction() as tx:

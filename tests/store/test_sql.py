@@ -21,6 +21,7 @@ from gatepass.model import (
     EgressRule,
     Grant,
     KeyRecord,
+    LiveKey,
     PolicyMode,
     RateLimits,
     Upstream,
@@ -205,6 +206,25 @@ def test_spend_batches_add_to_existing_lines_and_create_new_ones(store: SqlStore
     assert sum(lines.values()) == 10 + 14 + sum(range(4500))
 
 
+def test_spend_since_a_date_keeps_every_total_line(store: SqlStore) -> None:
+    old, new = datetime(2026, 10, 3, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
+    total = datetime(1970, 1, 1, tzinfo=UTC)
+    with store.transaction(write=True) as tx:
+        tx.add_spend(
+            [
+                SpendRow("key", "key_1", Period.DAY, old, 5),
+                SpendRow("key", "key_1", Period.DAY, new, 7),
+                SpendRow("key", "key_1", Period.TOTAL, total, 12),
+            ]
+        )
+    with store.transaction() as tx:
+        assert sorted((r.period_start, r.micros) for r in tx.get_spend(datetime(2026, 11, 1, tzinfo=UTC))) == [
+            (total, 12),
+            (new, 7),
+        ]
+        assert len(tx.get_spend()) == 3
+
+
 def test_keys_with_equal_budgets_and_limits_share_them_in_memory(store: SqlStore) -> None:
     agent = _agent()
     budgets = (Budget(1_000_000, Period.DAY), Budget(9_000_000, Period.MONTH))
@@ -220,6 +240,38 @@ def test_keys_with_equal_budgets_and_limits_share_them_in_memory(store: SqlStore
     assert keys[0].budgets is keys[1].budgets is keys[2].budgets
     assert [k.limits for k in keys] == [RateLimits(rpm=60), RateLimits(rpm=60), RateLimits(rpm=60, tpm=1000)]
     assert keys[0].limits is keys[1].limits
+    with store.transaction() as tx:
+        live = sorted(tx.iter_live_keys(), key=lambda found: found[0].id)
+    assert [key.budgets for key, _ in live] == [budgets] * 3 and live[0][0].budgets is live[2][0].budgets
+    assert live[0][0].limits is live[1][0].limits and live[2][0].limits == RateLimits(rpm=60, tpm=1000)
+
+
+def test_live_keys_are_the_records_as_the_gateway_holds_them(store: SqlStore) -> None:
+    agent = _agent()
+    records = [
+        KeyRecord("key_a", agent.id, NOW, NOW + timedelta(hours=1)),
+        KeyRecord(
+            "key_b",
+            agent.id,
+            NOW,
+            NOW + timedelta(days=2),
+            max_uses=5,
+            uses_left=3,
+            cidrs=("10.0.0.0/8", "192.168.1.7/32"),
+            upstreams=("anthropic",),
+            budgets=(Budget(2_000_000, Period.WEEK),),
+            limits=RateLimits(concurrency=4),
+        ),
+        KeyRecord("key_c", agent.id, NOW, NOW + timedelta(hours=1), revoked_at=NOW, revoked_reason="leaked"),
+    ]
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        for i, record in enumerate(records):
+            tx.add_key(replace(record, revoked_at=None, revoked_reason=None), f"{i:02x}" * 32)
+        assert tx.revoke_keys(["key_c"], NOW, "leaked") == ["key_c"]
+    with store.transaction() as tx:
+        live = sorted(tx.iter_live_keys(batch=2), key=lambda found: found[0].id)
+    assert live == [(LiveKey.of(record), bytes([i]) * 32) for i, record in enumerate(records)]
 
 
 def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:

@@ -12,6 +12,7 @@ from gatepass.cli.output import echo_json, echo_table, note
 from gatepass.control.runtime import call_gateway
 from gatepass.control.spendreport import spend_report, store_totals
 from gatepass.errors import NotFoundError
+from gatepass.metering.counters import earliest_start
 
 if TYPE_CHECKING:
     from gatepass.control.serve import GatewayService
@@ -69,10 +70,10 @@ def spend_command(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     app = open_app(ctx)
     report = call_gateway(app.home, "GET", "/v1/spend")
     if report is None:
+        now = app.now()
         with app.read() as tx:
-            report = spend_report(
-                tx.list_agents(), tx.list_keys(), app.now(), store_totals(tx.get_spend()), source="store"
-            )
+            spend = store_totals(tx.get_spend(earliest_start(now)))
+            report = spend_report(tx.list_agents(), tx.list_keys(), now, spend, source="store")
     if agent is not None:
         report["agents"] = [a for a in report["agents"] if a["agent"] == agent]
         if not report["agents"]:

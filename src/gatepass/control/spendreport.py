@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gatepass.metering.counters import Line, LineTotals
+from gatepass.metering.counters import Line, LineTotals, stored_lines
 from gatepass.model import Agent, AnyKey
 from gatepass.store.interface import SpendRow
 from gatepass.units import Budget, Period, format_usd, period_start
@@ -70,7 +70,11 @@ def spend_report(
 
 
 def store_totals(rows: Sequence[SpendRow]) -> Totals:
-    found = {Line(r.scope, r.owner_id, r.period, r.period_start): r.micros for r in rows}
+    """Totals from the store's spend rows (a week's and a month's are the sums of their days)."""
+    found: dict[Line, int] = {}
+    for r in rows:
+        for line in stored_lines(r.scope, r.owner_id, r.period, r.period_start):
+            found[line] = found.get(line, 0) + r.micros
 
     def totals(line: Line) -> LineTotals:
         return LineTotals(found.get(line, 0), 0)

@@ -111,7 +111,7 @@ class RuntimeState:
         self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
         self.egress = _by_agent(tx.list_egress_rules())
         self.canaries = _by_agent(tx.list_canaries())
-        self.keys = {bytes.fromhex(digest): LiveKey.of(record) for record, digest in tx.iter_keys_with_digests()}
+        self.keys = {digest: key for key, digest in tx.iter_live_keys()}
         self.upstreams = {}
         for upstream in tx.list_upstreams():
             self._put_upstream(tx, upstream)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from gatepass.alerts.thresholds import Threshold
-from gatepass.model import Agent, Canary, EgressRule, Grant, KeyRecord, Upstream
+from gatepass.model import Agent, Canary, EgressRule, Grant, KeyRecord, LiveKey, Upstream
 from gatepass.units import Budget, Period
 
 __all__ = ["Change", "SealedSecret", "SpendRow", "Store", "Transaction"]
@@ -144,6 +144,12 @@ class Transaction(abc.ABC):
     def iter_keys_with_digests(self, batch: int = 5000) -> Iterator[tuple[KeyRecord, str]]:
         """Every key with its HMAC digest, streamed (for the gateway's in-memory key table)."""
 
+    def iter_live_keys(self) -> Iterator[tuple[LiveKey, bytes]]:
+        """Every key as the gateway holds it, with its digest as bytes, streamed. A store may read
+        only the columns a :class:`LiveKey` has (the gateway's start-up with 100,000s of keys)."""
+        for record, digest in self.iter_keys_with_digests():
+            yield LiveKey.of(record), bytes.fromhex(digest)
+
     @abc.abstractmethod
     def key_digests(self, key_ids: Sequence[str] | None = None) -> dict[str, str]:
         """key id -> HMAC digest, for the gateway's in-memory key table (all keys when None)."""
@@ -177,7 +183,8 @@ class Transaction(abc.ABC):
 
     @abc.abstractmethod
     def get_spend(self, since: datetime | None = None) -> list[SpendRow]:
-        """Spend lines whose period started at or after ``since`` (all lines when None)."""
+        """Spend lines whose period started at or after ``since``, and every total line (all lines
+        when None)."""
 
     # -- spend thresholds (alerts) -------------------------------------------------------------------
     @abc.abstractmethod
