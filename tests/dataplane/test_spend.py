@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -11,6 +17,7 @@ from gatepass.audit import AuditEvent, AuditLog
 from gatepass.dataplane.spend import SpendLedger
 from gatepass.metering.counters import Line, MemoryCounters
 from gatepass.store import SqlStore, sqlite_url
+from gatepass.store.interface import SpendRow
 from gatepass.units import Period, period_start
 
 T = datetime(2026, 11, 27, 12, tzinfo=UTC)
@@ -69,3 +76,48 @@ def test_the_watermark_does_not_advance_while_an_audit_write_is_outstanding(tmp_
     with store.transaction() as tx:
         assert tx.get_meta("spend.audit_seq") == "5"
     store.close()
+
+
+class SlowStore:
+    """Records what is written; each write holds the store for a while, as a busy database does."""
+
+    def __init__(self) -> None:
+        self.rows: list[SpendRow] = []
+        self.writing = threading.Lock()
+        self.overlapped = False
+
+    @contextmanager
+    def transaction(self, write: bool = False) -> Iterator[SlowStore]:
+        if not self.writing.acquire(blocking=False):
+            self.overlapped = True  # a real store would wait for its lock, or fail
+            self.writing.acquire()
+        try:
+            time.sleep(0.2)
+            yield self
+        finally:
+            self.writing.release()
+
+    def add_spend(self, rows: Iterable[SpendRow]) -> None:
+        self.rows += rows
+
+    def touch_keys(self, uses: object) -> None:
+        pass
+
+    def set_meta(self, name: str, value: str) -> None:
+        pass
+
+
+async def test_shutdown_waits_for_the_write_in_progress_then_writes_the_rest() -> None:
+    store = SlowStore()
+    ledger = SpendLedger(cast(SqlStore, store))
+    runner = asyncio.create_task(ledger.run(interval=0.01))
+    ledger.charge("ag_1", "key_1", DAY, 100, 1)
+    await asyncio.sleep(0.1)  # the first write is under way
+    ledger.charge("ag_1", "key_2", DAY, 40, 2)  # taken by nobody yet
+    runner.cancel()
+    with suppress(asyncio.CancelledError):
+        await runner
+    await ledger.close()
+    assert not store.overlapped
+    assert sum(r.micros for r in store.rows if r.scope == "agent" and r.period is Period.TOTAL) == 140
+    assert {r.owner_id for r in store.rows if r.scope == "key"} == {"key_1", "key_2"}

@@ -200,7 +200,7 @@ class GatewayService:
                 await task
         self._tasks = []
         await self.alerts.drain()
-        await asyncio.to_thread(self.spend.flush)
+        await self.spend.close()
         await self.audit.write(
             AuditEvent(
                 actor=self.app.actor,

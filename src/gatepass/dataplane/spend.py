@@ -65,6 +65,7 @@ class SpendLedger:
         self._touched: dict[str, tuple[datetime, str | None]] = {}
         self._seq = 0
         self._flushed_seq = 0
+        self._writing: asyncio.Future[None] | None = None
         #: Audit writes in flight; while any is, the watermark does not advance.
         self.auditing = 0
 
@@ -99,18 +100,35 @@ class SpendLedger:
                 raise
 
     async def run(self, interval: float = 1.0) -> None:
+        """Write what is pending every ``interval`` seconds, until cancelled (then call :meth:`close`)."""
         while True:
             await asyncio.sleep(interval)
             # Taken and given back on the event loop, where requests add to it: only the writing
             # runs in a thread, on what no request touches any more.
             batch = self._take()
-            if batch is None:
-                continue
+            if batch is not None:
+                self._writing = asyncio.ensure_future(self._write_in_thread(batch))
+                await asyncio.shield(self._writing)  # a cancelled run leaves the write to finish
+
+    async def close(self) -> None:
+        """At shutdown, once :meth:`run` is cancelled: let a write in progress finish (two at once
+        would wait on each other's lock in the store), then write the rest."""
+        if self._writing is not None:
+            await self._writing
+        batch = self._take()
+        if batch is not None:
             try:
                 await asyncio.to_thread(self._write, batch)
             except Exception:
                 self._keep(batch)
-                log.exception("could not write spend to the store; will retry")
+                raise
+
+    async def _write_in_thread(self, batch: _Batch) -> None:
+        try:
+            await asyncio.to_thread(self._write, batch)
+        except Exception:
+            self._keep(batch)
+            log.exception("could not write spend to the store; will retry")
 
     def _take(self) -> _Batch | None:
         seq = self._seq if self.auditing == 0 else self._flushed_seq
