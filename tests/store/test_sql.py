@@ -291,6 +291,24 @@ def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:
     ]
 
 
+def test_touch_keys_in_statements_of_many_rows(store: SqlStore) -> None:
+    """700 keys: statements of 512, 128, 32, 8 and 1 rows, each key with its own time and address."""
+    agent = _agent()
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        for i in range(700):
+            tx.add_key(KeyRecord(f"key_{i:03d}", agent.id, NOW, NOW + timedelta(hours=1)), f"{i:064x}")
+    uses = [
+        (f"key_{i:03d}", NOW + timedelta(seconds=i), f"10.0.{i // 256}.{i % 256}" if i % 3 else None)
+        for i in range(700)
+    ]
+    with store.transaction(write=True) as tx:
+        tx.touch_keys(uses[:699])
+    with store.transaction() as tx:
+        found = {k.id: (k.last_used_at, k.last_used_ip) for k in tx.list_keys(agent.id)}
+    assert found == {key_id: (at, ip) for key_id, at, ip in uses[:699]} | {"key_699": (None, None)}
+
+
 def test_keys_use_revoke_and_cascade(store: SqlStore) -> None:
     agent = _agent()
     single = KeyRecord(

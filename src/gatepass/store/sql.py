@@ -61,29 +61,82 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-_SPEND_CHUNK = 2000  # spend lines per statement in add_spend
-
-#: Last use of a key, for :meth:`_SqlTransaction.touch_keys` (executed with many parameter sets).
-_TOUCH_KEY = (
-    t.keys.update()
-    .where(t.keys.c.id == sa.bindparam("k_id"))
-    .values(last_used_at=sa.bindparam("k_at"), last_used_ip=sa.bindparam("k_ip"))
-)
+# The gateway's spend flush writes tens of thousands of rows a second when many keys are in use,
+# from a helper thread. A database driver releases the GIL while each statement runs and takes it
+# back after, and the event loop holds it most of the time: one statement per row (executemany)
+# waited for the GIL once per row, and a flush of 200,000 rows took 37 s while the batches waiting
+# behind it grew. So rows go many to a statement: sizes from _ROW_SIZES, largest first, each
+# statement built and compiled once per dialect and size, then only executed (SQLAlchemy compiles
+# an INSERT of many rows anew on every execution: 30 times the cost of executing it).
+_ROW_SIZES = (512, 128, 32, 8, 1)
+_SPEND_COLUMNS = ("scope", "owner_id", "period", "period_start", "micros")
 
 
 @cache
-def _spend_upsert(dialect: str) -> sa.Insert | None:
-    """INSERT that adds to an existing spend line, in the dialect's own syntax (None: not known here)."""
+def _spend_upsert(dialect: str, rows: int) -> sa.Insert | None:
+    """INSERT of ``rows`` spend lines that adds to existing ones, in the dialect's own syntax (None:
+    not known here). Parameters: ``<column>_<n>`` for row n."""
     spend = t.spend
+    values = [{c: sa.bindparam(f"{c}_{n}", type_=spend.c[c].type) for c in _SPEND_COLUMNS} for n in range(rows)]
     if dialect in ("sqlite", "postgresql"):
-        insert = sqlite_insert(spend) if dialect == "sqlite" else postgresql_insert(spend)
+        insert = (sqlite_insert(spend) if dialect == "sqlite" else postgresql_insert(spend)).values(values)
         return insert.on_conflict_do_update(
             index_elements=list(spend.primary_key.columns), set_={"micros": spend.c.micros + insert.excluded.micros}
         )
     if dialect in ("mysql", "mariadb"):
-        mysql = mysql_insert(spend)
+        mysql = mysql_insert(spend).values(values)
         return mysql.on_duplicate_key_update(micros=spend.c.micros + mysql.inserted.micros)
     return None
+
+
+@cache
+def _touch_keys(rows: int) -> sa.Update:
+    """UPDATE of the last use of ``rows`` keys (``k_id_<n>``, ``k_at_<n>``, ``k_ip_<n>``): plain SQL
+    that every dialect runs, a CASE per column."""
+    k = t.keys.c
+    ids = [sa.bindparam(f"k_id_{n}", type_=k.id.type) for n in range(rows)]
+    at = [sa.bindparam(f"k_at_{n}", type_=k.last_used_at.type) for n in range(rows)]
+    ip = [sa.bindparam(f"k_ip_{n}", type_=k.last_used_ip.type) for n in range(rows)]
+    if rows == 1:
+        return t.keys.update().where(k.id == ids[0]).values(last_used_at=at[0], last_used_ip=ip[0])
+    return (
+        t.keys.update()
+        .where(k.id.in_(ids))
+        .values(
+            last_used_at=sa.case(*((k.id == ids[n], at[n]) for n in range(rows))),
+            last_used_ip=sa.case(*((k.id == ids[n], ip[n]) for n in range(rows))),
+        )
+    )
+
+
+def _in_statements(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[int, list[tuple[Any, ...]]]]:
+    """``rows`` in groups of the sizes in ``_ROW_SIZES``, largest first: (size, rows)."""
+    found = iter(rows)
+    waiting: list[tuple[Any, ...]] = []
+    while True:
+        waiting += islice(found, _ROW_SIZES[0] - len(waiting))
+        if not waiting:
+            return
+        size = next(n for n in _ROW_SIZES if n <= len(waiting))
+        yield size, waiting[:size]
+        del waiting[:size]
+
+
+def _params(names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
+    return {f"{name}_{n}": value for n, row in enumerate(rows) for name, value in zip(names, row, strict=True)}
+
+
+@cache
+def _driver_sql(dialect: sa.Dialect, statement: sa.Insert | sa.Update) -> tuple[str, tuple[str, ...] | None]:
+    """``statement`` as the dialect's driver takes it, and the order of its parameters when the
+    driver's parameters are positional (None: by name)."""
+    compiled = statement.compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup or ()) if compiled.positional else None
+
+
+def _execute_compiled(c: Connection, statement: sa.Insert | sa.Update, params: dict[str, Any]) -> None:
+    sql, order = _driver_sql(c.dialect, statement)
+    c.exec_driver_sql(sql, params if order is None else tuple(params[name] for name in order))
 
 
 def _ts(value: datetime) -> int:
@@ -676,8 +729,9 @@ class _SqlTransaction(Transaction):
         self.touch_keys([(key_id, at, source_ip)])
 
     def touch_keys(self, uses: Sequence[tuple[str, datetime, str | None]]) -> None:
-        if uses:
-            self._c.execute(_TOUCH_KEY, [{"k_id": k, "k_at": _ts(at), "k_ip": ip} for k, at, ip in uses])
+        stamps = ((key_id, _ts(at), ip) for key_id, at, ip in uses)
+        for size, rows in _in_statements(stamps):
+            _execute_compiled(self._c, _touch_keys(size), _params(("k_id", "k_at", "k_ip"), rows))
 
     def consume_key_use(self, key_id: str, at: datetime, source_ip: str | None) -> bool:
         stamp = {"last_used_at": _ts(at), "last_used_ip": source_ip}
@@ -699,24 +753,15 @@ class _SqlTransaction(Transaction):
 
     # -- spend --------------------------------------------------------------------------------------
     def add_spend(self, rows: Iterable[SpendRow]) -> None:
-        upsert = _spend_upsert(self._c.dialect.name)
-        if upsert is not None:
-            # One statement per chunk of the batch: the gateway flushes a line per agent, key and
-            # period touched since the last flush, tens of thousands when many keys are busy, and
-            # the parameters of a chunk are held several times over while it runs. The rows may
-            # come from a generator: only a chunk of them exists at a time.
-            found = iter(rows)
-            while chunk := [
-                {
-                    "scope": row.scope,
-                    "owner_id": row.owner_id,
-                    "period": row.period.value,
-                    "period_start": _ts(row.period_start),
-                    "micros": row.micros,
-                }
-                for row in islice(found, _SPEND_CHUNK)
-            ]:
-                self._c.execute(upsert, chunk)
+        dialect = self._c.dialect.name
+        if _spend_upsert(dialect, 1) is not None:
+            # Many rows to a statement (see _ROW_SIZES). The rows may come from a generator: only
+            # one statement's worth of them exists at a time.
+            lines = ((r.scope, r.owner_id, r.period.value, _ts(r.period_start), r.micros) for r in rows)
+            for size, group in _in_statements(lines):
+                upsert = _spend_upsert(dialect, size)
+                assert upsert is not None
+                _execute_compiled(self._c, upsert, _params(_SPEND_COLUMNS, group))
             return
         s = t.spend.c
         for row in rows:
