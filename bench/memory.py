@@ -45,12 +45,17 @@ from gatepass.control.app import Gatepass
 from gatepass.keyformat import generate_key, new_id
 from gatepass.store import schema
 
+# Bodies never repeat (the counter starts from the clock); the keys go round in turn from ``first``,
+# which each interval sets to where the one before stopped, so that every key takes its turn.
 BUSY_LUA = """
 keys = %s
+first = %d
 counter = (os.time() %% 100000) * 100000
+sent = 0
 request = function()
   counter = counter + 1
-  local key = keys[(counter %% #keys) + 1]
+  local key = keys[((first + sent) %% #keys) + 1]
+  sent = sent + 1
   local body = '{"model":"%s","max_tokens":16,"messages":[{"role":"user","content":"bench ' .. counter .. '"}]}'
   return wrk.format("POST", nil, {["content-type"] = "application/json", ["x-api-key"] = key}, body)
 end
@@ -158,9 +163,8 @@ def main() -> None:
         procs.append(gateway)
         wait_port(gw_port, timeout=120)
         script = home / "bench.lua"
-        script.write_text(
-            BUSY_LUA % ("{" + ",".join(f'"{key}"' for key in busy) + "}", MODEL) if busy else LUA % (MODEL, key)
-        )
+        keys_lua = "{" + ",".join(f'"{key}"' for key in busy) + "}"
+        script.write_text(LUA % (MODEL, key))
         url = f"http://127.0.0.1:{gw_port}/anthropic/v1/messages"
         load = "every key in turn, each with a budget and a limit" if busy else "one key"
         print(f"gatepass build: {build_description()}; {args.agents:,} agents, {args.keys:,} keys; load from {load}")
@@ -169,6 +173,8 @@ def main() -> None:
         print(f"| start-up | 0 | | | {rss / 1024:.0f} MB | |")
         served = 0
         for interval in range(1, args.intervals + 1):
+            if busy:
+                script.write_text(BUSY_LUA % (keys_lua, served % len(busy), MODEL))
             result = wrk(url, script, args.connections, args.seconds)
             served += int(result["requests"])
             rss, hwm = memory_kb(gateway.pid)

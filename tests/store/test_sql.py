@@ -292,7 +292,7 @@ def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:
 
 
 def test_touch_keys_in_statements_of_many_rows(store: SqlStore) -> None:
-    """700 keys: statements of 512, 128, 32, 8 and 1 rows, each key with its own time and address."""
+    """700 keys: statements of 32, 8 and 1 rows, each key with its own time and address."""
     agent = _agent()
     with store.transaction(write=True) as tx:
         tx.put_agent(agent)
