@@ -86,6 +86,9 @@ class GatewayConfig(_Section):
     read_timeout: float = Field(default=600.0, gt=0)
     shutdown_grace: float = Field(default=30.0, ge=0)
     change_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: A key revoked or expired this many days ago leaves the gateway's memory: until then a request
+    #: with it is refused as key_revoked or key_expired, after that as key_unknown. The store keeps it.
+    ended_keys_kept_days: float = Field(default=7.0, ge=0, le=3650)
 
     @field_validator("listen", "admin_listen")
     @classmethod
@@ -184,6 +187,9 @@ max_body_bytes = 33554432
 connect_timeout = 10.0
 read_timeout = 600.0
 shutdown_grace = 30.0
+# A key revoked or expired this many days ago is forgotten by the gateway (refused as unknown from then on;
+# the store keeps it): gatepass run issues a key per run, and memory would grow with every one.
+ended_keys_kept_days = 7.0
 
 [alerts]
 # Spend thresholds (gatepass alert add) notify by a signed webhook and by email to the agent's owner.

@@ -240,6 +240,12 @@ class LiveKey:
     def state(self, now: datetime) -> KeyState:
         return _key_state(self.revoked_at, self.expires_at, self.uses_left, now)
 
+    def ended(self) -> datetime:
+        """When the key stopped, or will stop, being usable: its revocation, else its expiry (a key
+        whose uses ran out has no moment of its own for that, so its expiry counts)."""
+        revoked = self.revoked_at
+        return revoked if revoked is not None and revoked < self.expires_at else self.expires_at
+
 
 #: What the key checks accept: a record from the store, or the gateway's copy.
 AnyKey: TypeAlias = KeyRecord | LiveKey

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import anthropic
 import openai
@@ -66,6 +67,42 @@ def test_expired_single_use_and_unknown_keys(setup: Setup) -> None:
     assert info.value.response.headers["x-gatepass-denied"] == "key_malformed"
     limited = [k for k in json.loads(setup.gp("key", "list", "--all", "--json").out) if k["max_uses"] == 1]
     assert [k["uses_left"] for k in limited] == [0]
+
+
+def test_keys_that_ended_days_ago_leave_the_gateways_memory(setup: Setup) -> None:
+    """A revoked key is refused as revoked for ``ended_keys_kept_days`` (7), then forgotten with its
+    counter slot and refused as unknown; a key still usable is kept (the fixture's own key, with a
+    TTL of an hour, is forgotten too: it will have expired)."""
+
+    def key_ids() -> set[str]:
+        return {k["id"] for k in json.loads(setup.gp("key", "list", "--all", "--json").out)}
+
+    kept = setup.issue("--ttl", "30d")
+    before = key_ids()
+    revoked = setup.issue("--ttl", "30d")
+    (revoked_id,) = key_ids() - before
+    for key in (revoked, kept):
+        _client(setup, key).messages.create(model=HAIKU, max_tokens=8, messages=MSG)
+    assert setup.gp("key", "revoke", revoked_id).code == 0
+    assert setup.gateway is not None
+    service = setup.gateway.service
+
+    async def forget_after(days: float) -> tuple[int, int, int]:
+        slots = len(service.counters)
+        gone = service.forget_ended_keys(datetime.now(UTC) + timedelta(days=days))
+        return gone, slots, len(service.counters)
+
+    assert setup.gateway.run(forget_after(6.9)) == (0, 3, 3)  # the agent and both keys
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        _client(setup, revoked).messages.create(model=HAIKU, max_tokens=8, messages=MSG)
+    assert info.value.response.headers["x-gatepass-denied"] == "key_revoked"
+    assert setup.gateway.run(forget_after(7.1)) == (2, 3, 2)
+    assert revoked_id not in {k.id for k in service.state.keys.values()}
+    with pytest.raises(anthropic.AuthenticationError) as info:
+        _client(setup, revoked).messages.create(model=HAIKU, max_tokens=8, messages=MSG)
+    assert info.value.response.headers["x-gatepass-denied"] == "key_unknown"
+    _client(setup, kept).messages.create(model=HAIKU, max_tokens=8, messages=MSG)
+    assert revoked_id in key_ids()  # the store keeps it
 
 
 def test_policy_refusals_name_their_reason(setup: Setup) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from gatepass.control import agents, grants, keys
@@ -74,3 +75,27 @@ def test_load_and_apply_changes(home: Path) -> None:
         assert only_agents.keys == {} and only_agents.agents == {}
         state.replace_key(digest, record)  # a use counted while the key was being deleted
         assert state.keys == {}  # does not bring it back
+
+
+def test_keys_that_ended_before_a_moment_are_not_loaded_and_are_forgotten(home: Path) -> None:
+    init_home()
+    with Gatepass.open(actor="test") as app:
+        with app.session() as s:
+            agents.create_agent(s, "acme-research-dev", owner="me@example.com")
+            issued = {
+                name: keys.issue_key(s, "acme-research-dev", ttl=timedelta(days=days))[1].id
+                for name, days in (("short", 1), ("long", 20), ("revoked", 20))
+            }
+            keys.revoke_key(s, issued["revoked"])
+        now = app.now()
+        everything = RuntimeState(app.vault)
+        later = RuntimeState(app.vault)
+        with app.read() as tx:
+            everything.load(tx)
+            later.load(tx, ended_after=now + timedelta(days=2))
+        assert {k.id for k in everything.keys.values()} == set(issued.values())
+        assert {k.id for k in later.keys.values()} == {issued["long"]}
+        assert everything.forget_ended(now - timedelta(seconds=5)) == []
+        assert sorted(everything.forget_ended(now + timedelta(days=2))) == sorted([issued["short"], issued["revoked"]])
+        assert {k.id for k in everything.keys.values()} == {issued["long"]}
+        assert everything.forget_ended(now + timedelta(days=21)) == [issued["long"]] and everything.keys == {}

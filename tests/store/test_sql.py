@@ -29,7 +29,7 @@ from gatepass.model import (
 )
 from gatepass.store import SealedSecret, SqlStore, sqlite_url
 from gatepass.store import schema as t
-from gatepass.store.interface import SpendRow
+from gatepass.store.interface import SpendRow, Transaction
 from gatepass.units import Budget, Period
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -272,6 +272,35 @@ def test_live_keys_are_the_records_as_the_gateway_holds_them(store: SqlStore) ->
     with store.transaction() as tx:
         live = sorted(tx.iter_live_keys(batch=2), key=lambda found: found[0].id)
     assert live == [(LiveKey.of(record), bytes([i]) * 32) for i, record in enumerate(records)]
+
+
+def test_live_keys_that_ended_before_a_moment_are_left_out(store: SqlStore) -> None:
+    """The store's query and the interface's plain filter agree: a key ended when it was revoked or
+    when it expired, whichever came first."""
+    agent = _agent()
+    day = timedelta(days=1)
+    ends = {  # key id -> (expires, revoked)
+        "key_live": (NOW + day, None),
+        "key_expired_long_ago": (NOW - 10 * day, None),
+        "key_expired_lately": (NOW - day, None),
+        "key_revoked_long_ago": (NOW + day, NOW - 10 * day),
+        "key_revoked_lately": (NOW + day, NOW - day),
+        "key_revoked_after_it_expired": (NOW - 10 * day, NOW - day),
+    }
+    with store.transaction(write=True) as tx:
+        tx.put_agent(agent)
+        for i, (key_id, (expires, _)) in enumerate(ends.items()):
+            tx.add_key(KeyRecord(key_id, agent.id, NOW - 20 * day, expires), f"{i:02x}" * 32)
+        for key_id, (_, revoked) in ends.items():
+            if revoked is not None:
+                assert tx.revoke_keys([key_id], revoked, "test") == [key_id]
+    cutoff = NOW - 7 * day
+    with store.transaction() as tx:
+        everything = {key.id for key, _ in tx.iter_live_keys()}
+        kept = {key.id for key, _ in tx.iter_live_keys(cutoff, batch=2)}
+        plain = {key.id for key, _ in Transaction.iter_live_keys(tx, cutoff)}
+    assert everything == set(ends)
+    assert kept == plain == {"key_live", "key_expired_lately", "key_revoked_lately"}
 
 
 def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:

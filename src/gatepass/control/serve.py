@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from contextlib import suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -58,6 +58,8 @@ from gatepass.units import Period, period_start
 __all__ = ["GatewayService", "serve"]
 
 log = logging.getLogger("gatepass.serve")
+
+_FORGET_ENDED_EVERY = 3600.0  # seconds between sweeps of keys that ended long enough ago
 
 
 class GatewayService:
@@ -108,7 +110,7 @@ class GatewayService:
         config = app.config.gateway
         try:
             with app.read() as tx:
-                self.state.load(tx)
+                self.state.load(tx, ended_after=self._ended_keys_cutoff())
             self.leaks.current()
             with app.read() as tx:
                 now = app.now()
@@ -154,7 +156,11 @@ class GatewayService:
             await self._admin_runner.setup()
             await web.TCPSite(self._admin_runner, *self.admin_listen).start()
             self._ports = (self.data_server.port, self._admin_runner.addresses[0][1])
-            self._tasks = [asyncio.create_task(self.spend.run()), asyncio.create_task(self._poll_changes())]
+            self._tasks = [
+                asyncio.create_task(self.spend.run()),
+                asyncio.create_task(self._poll_changes()),
+                asyncio.create_task(self._forget_ended_keys_hourly()),
+            ]
             write_gateway_info(
                 app.home, GatewayInfo(os.getpid(), self.data_url, self.admin_url, datetime.now(UTC).isoformat())
             )
@@ -245,6 +251,31 @@ class GatewayService:
                 await self.refresh()
             except Exception:
                 log.exception("could not read the change feed; will retry")
+
+    def _ended_keys_cutoff(self, now: datetime | None = None) -> datetime:
+        return (now or self.app.now()) - timedelta(days=self.app.config.gateway.ended_keys_kept_days)
+
+    def forget_ended_keys(self, now: datetime | None = None) -> int:
+        """Drop from memory the keys that ended more than ``gateway.ended_keys_kept_days`` before
+        ``now`` (the app's clock by default), and what the counters hold for them; returns how
+        many. (On the event loop: no request is admitted meanwhile.)"""
+        gone = self.state.forget_ended(self._ended_keys_cutoff(now))
+        self.counters.forget_keys(gone)
+        if gone:
+            log.info(
+                "forgot %d keys that ended more than %g days ago",
+                len(gone),
+                self.app.config.gateway.ended_keys_kept_days,
+            )
+        return len(gone)
+
+    async def _forget_ended_keys_hourly(self) -> None:
+        while True:
+            await asyncio.sleep(_FORGET_ENDED_EVERY)
+            try:
+                self.forget_ended_keys()
+            except Exception:
+                log.exception("could not forget ended keys; will retry")
 
     # -- reports ----------------------------------------------------------------------------------
     def spend_report(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import base64
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NoReturn, TypeVar
 
 from gatepass.dataplane.http.client import Origin
@@ -101,7 +102,9 @@ class RuntimeState:
         self.seq = 0
 
     # -- loading ----------------------------------------------------------------------------------
-    def load(self, tx: Transaction) -> None:
+    def load(self, tx: Transaction, ended_after: datetime | None = None) -> None:
+        """Everything the gateway needs; with ``ended_after``, no key that had ended by then
+        (revoked or expired: see :meth:`forget_ended`)."""
         self.seq = tx.last_change_seq()
         self.agents = {a.id: a for a in tx.list_agents()}
         self.agent_ids = {a.name: a.id for a in self.agents.values()}
@@ -111,7 +114,7 @@ class RuntimeState:
         self.grants = {agent_id: tuple(found) for agent_id, found in grants.items()}
         self.egress = _by_agent(tx.list_egress_rules())
         self.canaries = _by_agent(tx.list_canaries())
-        self.keys = {digest: key for key, digest in tx.iter_live_keys()}
+        self.keys = {digest: key for key, digest in tx.iter_live_keys(ended_after)}
         self.upstreams = {}
         for upstream in tx.list_upstreams():
             self._put_upstream(tx, upstream)
@@ -179,6 +182,16 @@ class RuntimeState:
             self.keys[digest] = LiveKey.of(record)
         else:
             self.keys.pop(digest, None)
+
+    def forget_ended(self, ended_by: datetime) -> list[str]:
+        """Drop the keys that had ended (been revoked, or expired) by ``ended_by``; returns their ids.
+
+        The gateway holds a key that can no longer be used for a while after it ended, so that its
+        refusal says why (``key_revoked``, ``key_expired``); past that it answers as for a key it
+        never knew. Otherwise every key ever issued would stay in memory: ``gatepass run`` issues
+        one per run. The store keeps them all."""
+        ended = [digest for digest, key in self.keys.items() if key.ended() <= ended_by]
+        return [self.keys.pop(digest).id for digest in ended]
 
     def replace_key(self, digest: bytes, record: LiveKey) -> None:
         """Swap in a newer copy of a key (the gateway's own use counting), unless it was dropped meanwhile."""

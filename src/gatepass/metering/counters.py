@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import abc
 from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -165,6 +165,11 @@ class Counters(abc.ABC):
     def spent(self, scope: str, owner_id: str, now: datetime) -> Mapping[Period, int]:
         """What one agent or key has spent in each period that contains ``now``."""
 
+    @abc.abstractmethod
+    def forget_keys(self, key_ids: Iterable[str]) -> None:
+        """Drop what is held for keys that can no longer be used (their spend is in the store).
+        A reservation still open on one of them settles as usual."""
+
 
 class MemoryCounters(Counters):
     """In-process counters: the default, for the one gateway process that owns a home."""
@@ -257,6 +262,12 @@ class MemoryCounters(Counters):
     def spent(self, scope: str, owner_id: str, now: datetime) -> dict[Period, int]:
         slot = self._find(scope, owner_id, now)
         return {period: slot[_SPENT + i] if slot is not None else 0 for i, period in enumerate(PERIODS)}
+
+    def forget_keys(self, key_ids: Iterable[str]) -> None:
+        # A reservation holds its slots themselves, not the dict's entries: it settles into a slot
+        # that is no longer found here, which nothing reads again.
+        for key_id in key_ids:
+            self._keys.pop(key_id, None)
 
     def __len__(self) -> int:
         """How many agents and keys have a slot."""

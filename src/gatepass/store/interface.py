@@ -144,11 +144,14 @@ class Transaction(abc.ABC):
     def iter_keys_with_digests(self, batch: int = 5000) -> Iterator[tuple[KeyRecord, str]]:
         """Every key with its HMAC digest, streamed (for the gateway's in-memory key table)."""
 
-    def iter_live_keys(self) -> Iterator[tuple[LiveKey, bytes]]:
-        """Every key as the gateway holds it, with its digest as bytes, streamed. A store may read
-        only the columns a :class:`LiveKey` has (the gateway's start-up with 100,000s of keys)."""
+    def iter_live_keys(self, ended_after: datetime | None = None) -> Iterator[tuple[LiveKey, bytes]]:
+        """Every key as the gateway holds it, with its digest as bytes, streamed; with
+        ``ended_after``, only the keys that had not ended by then (see :meth:`LiveKey.ended`). A store
+        may read only the columns a :class:`LiveKey` has (the gateway's start-up with 100,000s of keys)."""
         for record, digest in self.iter_keys_with_digests():
-            yield LiveKey.of(record), bytes.fromhex(digest)
+            key = LiveKey.of(record)
+            if ended_after is None or key.ended() > ended_after:
+                yield key, bytes.fromhex(digest)
 
     @abc.abstractmethod
     def key_digests(self, key_ids: Sequence[str] | None = None) -> dict[str, str]:

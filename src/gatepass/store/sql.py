@@ -672,13 +672,18 @@ class _SqlTransaction(Transaction):
             for r in partition:
                 yield _key_record(r, budgets, limits, agent_ids), r.digest
 
-    def iter_live_keys(self, batch: int = 5000) -> Iterator[tuple[LiveKey, bytes]]:
+    def iter_live_keys(
+        self, ended_after: datetime | None = None, *, batch: int = 5000
+    ) -> Iterator[tuple[LiveKey, bytes]]:
         budgets = self._budget_map("key", None)
         names = {key_id: key_id for key_id in budgets}  # the one string each key keeps for its id
         limits = self._limit_map("key", None, names)
         names.update((key_id, key_id) for key_id in limits if key_id not in names)
         k = t.keys.c
         query = sa.select(k.id, k.agent_id, k.expires_at, k.uses_left, k.cidrs, k.upstreams, k.revoked_at, k.digest)
+        if ended_after is not None:
+            after = _ts(ended_after)
+            query = query.where(k.expires_at > after, sa.or_(k.revoked_at.is_(None), k.revoked_at > after))
         agent_ids: dict[str, str] = {}  # one string per agent, shared by all its keys
         for partition in self._c.execution_options(yield_per=batch).execute(query).partitions():
             for key_id, agent_id, expires_at, uses_left, cidrs, upstreams, revoked_at, digest in partition:
