@@ -95,7 +95,33 @@ def test_keys_that_ended_before_a_moment_are_not_loaded_and_are_forgotten(home: 
             later.load(tx, ended_after=now + timedelta(days=2))
         assert {k.id for k in everything.keys.values()} == set(issued.values())
         assert {k.id for k in later.keys.values()} == {issued["long"]}
-        assert everything.forget_ended(now - timedelta(seconds=5)) == []
-        assert sorted(everything.forget_ended(now + timedelta(days=2))) == sorted([issued["short"], issued["revoked"]])
-        assert {k.id for k in everything.keys.values()} == {issued["long"]}
+        told: list[tuple[str, list[str]]] = []
+        everything.on_forget = lambda scope, ids: told.append((scope, sorted(ids)))
+        assert everything.forget_ended(now - timedelta(seconds=5)) == [] and told == []
+        ended = sorted([issued["short"], issued["revoked"]])
+        assert sorted(everything.forget_ended(now + timedelta(days=2))) == ended
+        assert {k.id for k in everything.keys.values()} == {issued["long"]} and told == [("key", ended)]
         assert everything.forget_ended(now + timedelta(days=21)) == [issued["long"]] and everything.keys == {}
+        assert told[1:] == [("key", [issued["long"]])]
+
+
+def test_agents_and_keys_deleted_are_forgotten_elsewhere_too(home: Path) -> None:
+    init_home()
+    with Gatepass.open(actor="test") as app:
+        with app.session() as s:
+            for name in ("acme-research-dev", "acme-writer-dev"):
+                agents.create_agent(s, name, owner="me@example.com")
+            doomed = sorted(keys.issue_key(s, "acme-research-dev")[1].id for _ in range(2))
+            kept = keys.issue_key(s, "acme-writer-dev")[1].id
+        state = RuntimeState(app.vault)
+        told: list[tuple[str, list[str]]] = []
+        state.on_forget = lambda scope, ids: told.append((scope, sorted(ids)))
+        with app.read() as tx:
+            state.load(tx)
+        doomed_agent = state.agent_ids["acme-research-dev"]
+        with app.session() as s:
+            agents.delete_agent(s, "acme-research-dev")
+        with app.read() as tx:
+            state.apply(tx, tx.changes_since(state.seq))
+        assert told == [("key", doomed), ("agent", [doomed_agent])]
+        assert [k.id for k in state.keys.values()] == [kept] and list(state.agent_ids) == ["acme-writer-dev"]

@@ -51,15 +51,17 @@ def test_reserve_settle_release() -> None:
     assert counters.spent("agent", "ag_nobody", NOW) == dict.fromkeys(Period, 0)
 
 
-def test_forgetting_a_key_drops_its_slot_and_lets_its_open_reservation_settle() -> None:
+def test_forgetting_drops_slots_and_lets_an_open_reservation_settle() -> None:
     counters = MemoryCounters()
     held = reserve(counters, 60)
     assert isinstance(held, Reservation) and len(counters) == 2
-    counters.forget_keys(["key_1", "key_never_seen"])
+    counters.forget("key", ["key_1", "key_never_seen"])
     assert len(counters) == 1 and counters.spent("key", "key_1", NOW) == dict.fromkeys(Period, 0)
     counters.settle(held, 40)  # into the forgotten slot, and into the agent's as ever
     assert counters.totals(DAY, NOW) == LineTotals(40, 0)
     assert counters.totals(KEY_DAY, NOW) == LineTotals(0, 0)
+    counters.forget("agent", ["ag_1"])
+    assert len(counters) == 0 and counters.totals(DAY, NOW) == LineTotals(0, 0)
 
 
 def test_a_request_that_fits_exactly_goes_through() -> None:

@@ -74,6 +74,7 @@ class GatewayService:
         self.state = RuntimeState(app.vault)
         self.leaks = LeakGuard(self.state, app.vault)
         self.counters = MemoryCounters()
+        self.state.on_forget = self.counters.forget  # agents and keys gone, or ended long ago
         self.spend = SpendLedger(app.store)
         audit = app.config.audit
         self.audit = AsyncAuditWriter(
@@ -259,8 +260,7 @@ class GatewayService:
         """Drop from memory the keys that ended more than ``gateway.ended_keys_kept_days`` before
         ``now`` (the app's clock by default), and what the counters hold for them; returns how
         many. (On the event loop: no request is admitted meanwhile.)"""
-        gone = self.state.forget_ended(self._ended_keys_cutoff(now))
-        self.counters.forget_keys(gone)
+        gone = self.state.forget_ended(self._ended_keys_cutoff(now))  # and from the counters: see __init__
         if gone:
             log.info(
                 "forgot %d keys that ended more than %g days ago",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn, TypeVar
@@ -76,6 +76,10 @@ class UpstreamEntry:
 _Owned = TypeVar("_Owned", EgressRule, Canary)
 
 
+def _ignore(scope: str, ids: list[str]) -> None:
+    pass
+
+
 def _by_agent(items: Iterable[_Owned]) -> dict[str, tuple[_Owned, ...]]:
     grouped: dict[str, list[_Owned]] = {}
     for item in items:
@@ -100,6 +104,9 @@ class RuntimeState:
         self.secret_values: dict[str, Secret] = {}  # every vault secret by name, for the leak guard
         self.leak_version = 0  # goes up whenever what the leak guard looks for changes
         self.seq = 0
+        # Told ("agent" or "key", ids) of the agents and keys this view drops, so that what is held
+        # for them elsewhere (the budget counters) goes too.
+        self.on_forget: Callable[[str, list[str]], None] = _ignore
 
     # -- loading ----------------------------------------------------------------------------------
     def load(self, tx: Transaction, ended_after: datetime | None = None) -> None:
@@ -153,8 +160,10 @@ class RuntimeState:
             self.seq = max(self.seq, change.seq)
             count += 1
         if gone_keys or gone_agents:
-            for digest in [d for d, r in self.keys.items() if r.id in gone_keys or r.agent_id in gone_agents]:
-                del self.keys[digest]
+            dropped = [d for d, r in self.keys.items() if r.id in gone_keys or r.agent_id in gone_agents]
+            self.on_forget("key", [self.keys.pop(digest).id for digest in dropped])
+        if gone_agents:
+            self.on_forget("agent", list(gone_agents))
         return count
 
     def _reload_agent(self, tx: Transaction, agent_id: str, gone: set[str]) -> None:
@@ -181,7 +190,7 @@ class RuntimeState:
         elif record is not None:
             self.keys[digest] = LiveKey.of(record)
         else:
-            self.keys.pop(digest, None)
+            gone.add(key_id)
 
     def forget_ended(self, ended_by: datetime) -> list[str]:
         """Drop the keys that had ended (been revoked, or expired) by ``ended_by``; returns their ids.
@@ -191,7 +200,10 @@ class RuntimeState:
         never knew. Otherwise every key ever issued would stay in memory: ``gatepass run`` issues
         one per run. The store keeps them all."""
         ended = [digest for digest, key in self.keys.items() if key.ended() <= ended_by]
-        return [self.keys.pop(digest).id for digest in ended]
+        ids = [self.keys.pop(digest).id for digest in ended]
+        if ids:
+            self.on_forget("key", ids)
+        return ids
 
     def replace_key(self, digest: bytes, record: LiveKey) -> None:
         """Swap in a newer copy of a key (the gateway's own use counting), unless it was dropped meanwhile."""

@@ -166,9 +166,9 @@ class Counters(abc.ABC):
         """What one agent or key has spent in each period that contains ``now``."""
 
     @abc.abstractmethod
-    def forget_keys(self, key_ids: Iterable[str]) -> None:
-        """Drop what is held for keys that can no longer be used (their spend is in the store).
-        A reservation still open on one of them settles as usual."""
+    def forget(self, scope: str, owner_ids: Iterable[str]) -> None:
+        """Drop what is held for agents or keys that are gone or can no longer be used (their spend
+        is in the store). A reservation still open on one of them settles as usual."""
 
 
 class MemoryCounters(Counters):
@@ -263,11 +263,12 @@ class MemoryCounters(Counters):
         slot = self._find(scope, owner_id, now)
         return {period: slot[_SPENT + i] if slot is not None else 0 for i, period in enumerate(PERIODS)}
 
-    def forget_keys(self, key_ids: Iterable[str]) -> None:
+    def forget(self, scope: str, owner_ids: Iterable[str]) -> None:
         # A reservation holds its slots themselves, not the dict's entries: it settles into a slot
         # that is no longer found here, which nothing reads again.
-        for key_id in key_ids:
-            self._keys.pop(key_id, None)
+        slots = self._agents if scope == "agent" else self._keys
+        for owner_id in owner_ids:
+            slots.pop(owner_id, None)
 
     def __len__(self) -> int:
         """How many agents and keys have a slot."""
