@@ -62,6 +62,25 @@ def test_flush_then_replay_counts_every_request_once(tmp_path: Path) -> None:
     log.close()
 
 
+def test_loading_takes_only_the_agents_and_keys_wanted(tmp_path: Path) -> None:
+    """The store keeps a total for every key that ever spent; the gateway loads those it holds."""
+    store = SqlStore(sqlite_url(tmp_path / "s.db"), create=True)
+    log = AuditLog(tmp_path / "audit", Ed25519PrivateKey.generate())
+    ledger = SpendLedger(store)
+    ledger.charge("ag_1", "key_gone", DAY, 100, 0)
+    ledger.flush()
+    ledger.charge("ag_1", "key_1", DAY, 7, log.append([_request(7)])[0].seq)  # replayed from the audit log
+    counters = MemoryCounters()
+    with store.transaction() as tx:
+        SpendLedger.load(tx, counters, tmp_path / "audit", T, lambda scope, owner: owner != "key_gone")
+    assert len(counters) == 2  # ag_1 and key_1
+    assert counters.spent("agent", "ag_1", T) == dict.fromkeys(Period, 107)
+    assert counters.spent("key", "key_1", T) == dict.fromkeys(Period, 7)
+    assert counters.spent("key", "key_gone", T) == dict.fromkeys(Period, 0)
+    store.close()
+    log.close()
+
+
 def test_the_watermark_does_not_advance_while_an_audit_write_is_outstanding(tmp_path: Path) -> None:
     store = SqlStore(sqlite_url(tmp_path / "s.db"), create=True)
     ledger = SpendLedger(store)

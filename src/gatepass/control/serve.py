@@ -116,7 +116,13 @@ class GatewayService:
             with app.read() as tx:
                 now = app.now()
                 since = min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
-                replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, now)
+                held_keys = {key.id for key in self.state.keys.values()}
+                agents = self.state.agents
+
+                def held(scope: str, owner_id: str) -> bool:
+                    return owner_id in (agents if scope == "agent" else held_keys)
+
+                replayed = SpendLedger.load(tx, self.counters, app.home.audit_dir, now, held)
             self.alerts = AlertEngine(app, self.state, self.counters, self.audit, _notifier(app), self.refresh)
             with app.read() as tx:
                 self.alerts.load(tx, since)

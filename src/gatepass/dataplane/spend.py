@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -157,12 +157,23 @@ class SpendLedger:
         self._touched = {**batch.touched, **self._touched}
 
     @staticmethod
-    def load(tx: Transaction, counters: Counters, audit_dir: Path, now: datetime) -> int:
+    def load(
+        tx: Transaction,
+        counters: Counters,
+        audit_dir: Path,
+        now: datetime,
+        wanted: Callable[[str, str], bool] | None = None,
+    ) -> int:
         """Fill ``counters`` with the store's totals of the periods that contain ``now``, then replay
-        the audit records after the watermark. Returns how many records were replayed."""
+        the audit records after the watermark. Returns how many records were replayed.
+
+        With ``wanted`` (scope, owner id), only the agents and keys it names are loaded: the store
+        keeps a total for every key that ever spent, and the gateway needs those of the keys it
+        holds, not one counter slot per key ever issued."""
         for row in tx.get_spend(earliest_start(now)):
-            for line in stored_lines(row.scope, row.owner_id, row.period, row.period_start):
-                counters.add_spend(line, row.micros, now)
+            if wanted is None or wanted(row.scope, row.owner_id):
+                for line in stored_lines(row.scope, row.owner_id, row.period, row.period_start):
+                    counters.add_spend(line, row.micros, now)
         watermark = int(tx.get_meta(_WATERMARK) or 0)
         replayed = 0
         for record in records_after(audit_dir, watermark):
@@ -170,7 +181,8 @@ class SpendLedger:
             if lines:
                 cost = _cost_of(record)
                 for line in lines:
-                    counters.add_spend(line, cost, now)
+                    if wanted is None or wanted(line.scope, line.owner_id):
+                        counters.add_spend(line, cost, now)
                 replayed += 1
         return replayed
 
