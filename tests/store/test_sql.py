@@ -30,7 +30,7 @@ from gatepass.model import (
 from gatepass.store import SealedSecret, SqlStore, sqlite_url
 from gatepass.store import schema as t
 from gatepass.store.interface import SpendRow, Transaction
-from gatepass.units import Budget, Period
+from gatepass.units import Budget, Period, period_start
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -301,6 +301,39 @@ def test_live_keys_that_ended_before_a_moment_are_left_out(store: SqlStore) -> N
         plain = {key.id for key, _ in Transaction.iter_live_keys(tx, cutoff)}
     assert everything == set(ends)
     assert kept == plain == {"key_live", "key_expired_lately", "key_revoked_lately"}
+
+
+def test_current_spend_adds_up_the_day_rows_of_each_current_period(store: SqlStore) -> None:
+    """Weeks and months are the sums of their days; a week or month row of an earlier version
+    counts in nothing; the database's sums equal the interface's plain ones."""
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)  # a Friday
+    day = Period.DAY
+    rows = [
+        SpendRow("agent", "ag_1", day, datetime(2026, 11, 27, tzinfo=UTC), 1_250_000),
+        SpendRow("agent", "ag_1", day, datetime(2026, 11, 26, tzinfo=UTC), 9_000_000),  # yesterday
+        SpendRow("agent", "ag_1", day, datetime(2026, 11, 20, tzinfo=UTC), 500_000),  # last week
+        SpendRow("agent", "ag_1", day, datetime(2026, 10, 30, tzinfo=UTC), 7_000_000),  # last month
+        SpendRow("agent", "ag_1", Period.TOTAL, period_start(Period.TOTAL, now), 20_000_000),
+        SpendRow("key", "key_1", day, datetime(2026, 11, 2, tzinfo=UTC), 400_000),
+        SpendRow("key", "key_1", Period.MONTH, datetime(2026, 11, 1, tzinfo=UTC), 400_000),  # as earlier versions
+        SpendRow("key", "key_2", Period.TOTAL, period_start(Period.TOTAL, now), 3),  # spent long ago only
+    ]
+    with store.transaction(write=True) as tx:
+        tx.add_spend(rows)
+    with store.transaction() as tx:
+        summed = list(tx.current_spend(now, batch=2))
+        plain = list(Transaction.current_spend(tx, now))
+    starts = {p: period_start(p, now) for p in Period}
+    expected = {
+        SpendRow("agent", "ag_1", day, starts[day], 1_250_000),
+        SpendRow("agent", "ag_1", Period.WEEK, starts[Period.WEEK], 10_250_000),
+        SpendRow("agent", "ag_1", Period.MONTH, starts[Period.MONTH], 10_750_000),
+        SpendRow("agent", "ag_1", Period.TOTAL, starts[Period.TOTAL], 20_000_000),
+        SpendRow("key", "key_1", Period.MONTH, starts[Period.MONTH], 400_000),
+        SpendRow("key", "key_2", Period.TOTAL, starts[Period.TOTAL], 3),
+    }
+    assert len(summed) == len(plain) == len(expected)  # one row per owner and period
+    assert set(summed) == set(plain) == expected
 
 
 def test_touch_keys_records_each_keys_last_use(store: SqlStore) -> None:

@@ -12,7 +12,6 @@ from gatepass.cli.output import echo_json, echo_table, note
 from gatepass.control.runtime import call_gateway
 from gatepass.control.spendreport import spend_report, store_totals
 from gatepass.errors import NotFoundError
-from gatepass.metering.counters import earliest_start
 
 if TYPE_CHECKING:
     from gatepass.control.serve import GatewayService
@@ -72,7 +71,7 @@ def spend_command(ctx: click.Context, agent: str | None, as_json: bool) -> None:
     if report is None:
         now = app.now()
         with app.read() as tx:
-            spend = store_totals(tx.get_spend(earliest_start(now)))
+            spend = store_totals(tx.current_spend(now))
             report = spend_report(tx.list_agents(), tx.list_keys(), now, spend, source="store")
     if agent is not None:
         report["agents"] = [a for a in report["agents"] if a["agent"] == agent]

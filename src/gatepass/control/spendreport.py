@@ -6,11 +6,11 @@ figures come from the store's spend lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from gatepass.metering.counters import Line, LineTotals, stored_lines
+from gatepass.metering.counters import Line, LineTotals
 from gatepass.model import Agent, AnyKey
 from gatepass.store.interface import SpendRow
 from gatepass.units import Budget, Period, format_usd, period_start
@@ -69,12 +69,9 @@ def spend_report(
     }
 
 
-def store_totals(rows: Sequence[SpendRow]) -> Totals:
-    """Totals from the store's spend rows (a week's and a month's are the sums of their days)."""
-    found: dict[Line, int] = {}
-    for r in rows:
-        for line in stored_lines(r.scope, r.owner_id, r.period, r.period_start):
-            found[line] = found.get(line, 0) + r.micros
+def store_totals(rows: Iterable[SpendRow]) -> Totals:
+    """Totals from the store's spend in the current periods (``Transaction.current_spend``)."""
+    found = {Line(r.scope, r.owner_id, r.period, r.period_start): r.micros for r in rows}
 
     def totals(line: Line) -> LineTotals:
         return LineTotals(found.get(line, 0), 0)

@@ -30,9 +30,7 @@ from gatepass.metering.counters import (
     Counters,
     Line,
     day_of,
-    earliest_start,
     period_starts,
-    stored_lines,
 )
 from gatepass.store import Store, Transaction
 from gatepass.store.interface import SpendRow
@@ -170,10 +168,9 @@ class SpendLedger:
         With ``wanted`` (scope, owner id), only the agents and keys it names are loaded: the store
         keeps a total for every key that ever spent, and the gateway needs those of the keys it
         holds, not one counter slot per key ever issued."""
-        for row in tx.get_spend(earliest_start(now)):
+        for row in tx.current_spend(now):
             if wanted is None or wanted(row.scope, row.owner_id):
-                for line in stored_lines(row.scope, row.owner_id, row.period, row.period_start):
-                    counters.add_spend(line, row.micros, now)
+                counters.add_spend(Line(row.scope, row.owner_id, row.period, row.period_start), row.micros, now)
         watermark = int(tx.get_meta(_WATERMARK) or 0)
         replayed = 0
         for record in records_after(audit_dir, watermark):

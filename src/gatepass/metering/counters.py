@@ -38,9 +38,7 @@ __all__ = [
     "MemoryCounters",
     "Reservation",
     "day_of",
-    "earliest_start",
     "period_starts",
-    "stored_lines",
 ]
 
 PERIODS: Final = tuple(Period)
@@ -79,24 +77,6 @@ def period_starts(day: int) -> tuple[datetime, ...]:
     """The start of each period (in :data:`PERIODS` order) that contains ``day``."""
     moment = datetime.fromordinal(day).replace(tzinfo=UTC)
     return tuple(period_start(period, moment) for period in PERIODS)
-
-
-def earliest_start(now: datetime) -> datetime:
-    """The earliest start of a calendar period (day, week or month) that contains ``now``: the
-    store's day rows from then on, and its total rows, are all that the current periods need."""
-    return min(period_start(Period.WEEK, now), period_start(Period.MONTH, now))
-
-
-def stored_lines(scope: str, owner_id: str, period: Period, start: datetime) -> list[Line]:
-    """The lines that one of the store's spend rows counts in. The store keeps a row per day and one
-    for the total (see :mod:`gatepass.dataplane.spend`): a day's row counts in its day, its week
-    and its month. Week and month rows, written by earlier versions, hold nothing that their days'
-    rows do not, so they count in nothing."""
-    if period is Period.DAY:
-        return [Line(scope, owner_id, p, period_start(p, start)) for p in (Period.DAY, Period.WEEK, Period.MONTH)]
-    if period is Period.TOTAL:
-        return [Line(scope, owner_id, period, start)]
-    return []
 
 
 class Reservation:

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from gatepass.alerts.thresholds import Threshold
 from gatepass.model import Agent, Canary, EgressRule, Grant, KeyRecord, LiveKey, Upstream
-from gatepass.units import Budget, Period
+from gatepass.units import Budget, Period, period_start
 
 __all__ = ["Change", "SealedSecret", "SpendRow", "Store", "Transaction"]
 
@@ -188,6 +188,29 @@ class Transaction(abc.ABC):
     def get_spend(self, since: datetime | None = None) -> list[SpendRow]:
         """Spend lines whose period started at or after ``since``, and every total line (all lines
         when None)."""
+
+    def current_spend(self, now: datetime) -> Iterator[SpendRow]:
+        """What each agent and key has spent in each period that contains ``now``: a row per owner
+        and period, streamed. The store keeps a row per day and one for the total (see
+        :mod:`gatepass.dataplane.spend`); a week's and a month's spend are the sums of their days.
+        Week and month rows, written by earlier versions, hold nothing that their days' rows do
+        not, so they count in nothing. A store may add up in the database."""
+        starts = {period: period_start(period, now) for period in (Period.DAY, Period.WEEK, Period.MONTH)}
+        sums: dict[tuple[str, str, Period, datetime], int] = {}
+        for row in self.get_spend(min(starts.values())):
+            lines: list[tuple[str, str, Period, datetime]]
+            if row.period is Period.TOTAL:
+                lines = [(row.scope, row.owner_id, Period.TOTAL, row.period_start)]
+            elif row.period is Period.DAY:
+                lines = [
+                    (row.scope, row.owner_id, p, start) for p, start in starts.items() if row.period_start >= start
+                ]
+            else:
+                continue
+            for line in lines:
+                sums[line] = sums.get(line, 0) + row.micros
+        for (scope, owner_id, period, start), micros in sums.items():
+            yield SpendRow(scope, owner_id, period, start, micros)
 
     # -- spend thresholds (alerts) -------------------------------------------------------------------
     @abc.abstractmethod

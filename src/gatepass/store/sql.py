@@ -50,7 +50,7 @@ from gatepass.model import (
 )
 from gatepass.store import schema as t
 from gatepass.store.interface import Change, SealedSecret, SpendRow, Store, Transaction
-from gatepass.units import Budget, Period
+from gatepass.units import Budget, Period, period_start
 
 __all__ = ["SqlStore", "sqlite_url"]
 
@@ -802,6 +802,25 @@ class _SqlTransaction(Transaction):
             SpendRow(r.scope, r.owner_id, Period(r.period), _dt_req(r.period_start), int(r.micros))
             for r in self._c.execute(query)
         ]
+
+    def current_spend(self, now: datetime, *, batch: int = 5000) -> Iterator[SpendRow]:
+        # Added up in the database: a month of day rows for 100,000 keys is millions of rows.
+        s = t.spend.c
+        streamed = self._c.execution_options(yield_per=batch)
+        for period in (Period.DAY, Period.WEEK, Period.MONTH):
+            start = period_start(period, now)
+            query = (
+                sa.select(s.scope, s.owner_id, sa.func.sum(s.micros))
+                .where(s.period == Period.DAY.value, s.period_start >= _ts(start))
+                .group_by(s.scope, s.owner_id)
+            )
+            for partition in streamed.execute(query).partitions():
+                for scope, owner_id, micros in partition:
+                    yield SpendRow(scope, owner_id, period, start, int(micros))
+        totals = sa.select(s.scope, s.owner_id, s.period_start, s.micros).where(s.period == Period.TOTAL.value)
+        for chunk in streamed.execute(totals).partitions():
+            for scope, owner_id, started, micros in chunk:
+                yield SpendRow(scope, owner_id, Period.TOTAL, _dt_req(started), int(micros))
 
     # -- spend thresholds -----------------------------------------------------------------------------
     def set_alerts(self, agent_id: str, thresholds: Sequence[Threshold]) -> None:
