@@ -164,7 +164,8 @@ def main() -> None:
         wait_port(gw_port, timeout=120)
         script = home / "bench.lua"
         keys_lua = "{" + ",".join(f'"{key}"' for key in busy) + "}"
-        script.write_text(LUA % (MODEL, key))
+        if not busy:
+            script.write_text(LUA % (MODEL, key))
         url = f"http://127.0.0.1:{gw_port}/anthropic/v1/messages"
         load = "every key in turn, each with a budget and a limit" if busy else "one key"
         print(f"gatepass build: {build_description()}; {args.agents:,} agents, {args.keys:,} keys; load from {load}")

@@ -243,8 +243,7 @@ class LiveKey:
     def ended(self) -> datetime:
         """When the key stopped, or will stop, being usable: its revocation, else its expiry (a key
         whose uses ran out has no moment of its own for that, so its expiry counts)."""
-        revoked = self.revoked_at
-        return revoked if revoked is not None and revoked < self.expires_at else self.expires_at
+        return self.expires_at if self.revoked_at is None else min(self.revoked_at, self.expires_at)
 
 
 #: What the key checks accept: a record from the store, or the gateway's copy.

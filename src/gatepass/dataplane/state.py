@@ -189,8 +189,8 @@ class RuntimeState:
             gone.add(key_id)  # deleted with its agent: found by id at the end of the batch
         elif record is not None:
             self.keys[digest] = LiveKey.of(record)
-        else:
-            gone.add(key_id)
+        elif self.keys.pop(digest, None) is not None:
+            self.on_forget("key", [key_id])
 
     def forget_ended(self, ended_by: datetime) -> list[str]:
         """Drop the keys that had ended (been revoked, or expired) by ``ended_by``; returns their ids.
